@@ -1,0 +1,100 @@
+"""Cutting a video into tubelets and back.
+
+Tokens are ordered time-major: token ``s = l * N + n`` is spatial position ``n`` (row-major over the patch grid)
+of temporal slice ``l``. Every module that reshapes tokens into ``(slices, tokens_per_slice)`` relies on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TubeletGrid:
+    """How a ``3 x T x H x W`` clip is cut into ``(t, p, p)`` tubelets."""
+
+    num_frames: int
+    height: int
+    width: int
+    tubelet: tuple[int, int, int]
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        t, ph, pw = self.tubelet
+        if self.num_frames % t or self.height % ph or self.width % pw:
+            raise ValueError(
+                f"clip {self.num_frames}x{self.height}x{self.width} is not divisible by tubelet {self.tubelet}"
+            )
+
+    @property
+    def slices(self) -> int:
+        """Number of temporal slices ``L``."""
+        return self.num_frames // self.tubelet[0]
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return self.height // self.tubelet[1], self.width // self.tubelet[2]
+
+    @property
+    def tokens_per_slice(self) -> int:
+        """Tokens per temporal slice ``N``."""
+        gh, gw = self.grid_hw
+        return gh * gw
+
+    @property
+    def num_tokens(self) -> int:
+        return self.slices * self.tokens_per_slice
+
+    @property
+    def tubelet_numel(self) -> int:
+        t, ph, pw = self.tubelet
+        return self.channels * t * ph * pw
+
+    def check_video(self, video: torch.Tensor) -> None:
+        """Raise a clear error unless ``video`` is a float ``B x C x T x H x W`` clip of this grid's size."""
+        if not isinstance(video, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor video, got {type(video).__name__}")
+        if not video.is_floating_point():
+            raise TypeError(f"expected a floating-point video (e.g. float32 in [0, 1]), got dtype {video.dtype}")
+        expected = (self.channels, self.num_frames, self.height, self.width)
+        if video.dim() != 5 or tuple(video.shape[1:]) != expected:
+            raise ValueError(
+                f"expected a video of shape B x {' x '.join(map(str, expected))} (B x C x T x H x W), "
+                f"got {tuple(video.shape)}"
+            )
+
+
+def video_to_tubelets(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """``B x C x T x H x W`` -> ``B x S x (C*t*p*p)``, tokens time-major, pixels ordered (c, t, y, x)."""
+    b, c, T, H, W = video.shape
+    t, ph, pw = tubelet
+    x = video.reshape(b, c, T // t, t, H // ph, ph, W // pw, pw)
+    # b c L t gh ph gw pw -> b (L gh gw) (c t ph pw)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)
+    return x.reshape(b, (T // t) * (H // ph) * (W // pw), c * t * ph * pw)
+
+
+def tubelets_to_video(tokens: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
+    """Inverse of :func:`video_to_tubelets`: ``B x S x (C*t*p*p)`` -> ``B x C x T x H x W``."""
+    b = tokens.shape[0]
+    t, ph, pw = grid.tubelet
+    gh, gw = grid.grid_hw
+    x = tokens.reshape(b, grid.slices, gh, gw, grid.channels, t, ph, pw)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)
+    return x.reshape(b, grid.channels, grid.num_frames, grid.height, grid.width)
+
+
+class TubeletEmbed(nn.Module):
+    """Conv3d with kernel = stride = tubelet size, then flatten time-major: ``B x S x D``."""
+
+    def __init__(self, grid: TubeletGrid, dim: int):
+        super().__init__()
+        self.grid = grid
+        self.proj = nn.Conv3d(grid.channels, dim, kernel_size=grid.tubelet, stride=grid.tubelet)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        x = self.proj(video)  # B x D x L x gh x gw
+        return x.flatten(2).transpose(1, 2)  # B x S x D

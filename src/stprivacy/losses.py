@@ -1,0 +1,45 @@
+"""The losses of the three phases, as pure functions (no state, no model calls).
+
+Sign convention of the adversarial objective (phase 2, the anonymizer's step):
+
+    L_anon = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)
+
+The anonymizer keeps actions recognizable (small CE) while making the privacy recognizer wrong (large BCE).
+The recognizers A and P minimise their own CE / BCE in alternate steps. Paper: lambda_A = lambda_P = 0.5.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def keep_ratio_loss(decisions: list[torch.Tensor], stage_ratios: list[float]) -> torch.Tensor:
+    """``mean over stages m, slices l (and clips) of (mean_n mask_m(l, n) - rho_m)^2``.
+
+    ``decisions``: one B x L x N keep mask per stage; ``stage_ratios``: the targets ``rho_m = a^m``.
+    Per slice, not per clip: the authors found the clip-level version unstable.
+    """
+    if len(decisions) != len(stage_ratios):
+        raise ValueError(f"{len(decisions)} stage decisions but {len(stage_ratios)} target ratios")
+    if not decisions:
+        raise ValueError("keep_ratio_loss needs at least one selection stage")
+    terms = [(d.mean(dim=-1) - rho).pow(2).mean() for d, rho in zip(decisions, stage_ratios, strict=True)]
+    return torch.stack(terms).mean()
+
+
+def action_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of B x C logits against B integer labels."""
+    return F.cross_entropy(logits, labels)
+
+
+def privacy_loss(logits: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+    """Multi-label binary cross-entropy, B x K logits against B x K {0, 1} attribute labels."""
+    return F.binary_cross_entropy_with_logits(logits, attributes.to(logits.dtype))
+
+
+def anonymizer_objective(
+    spars: torch.Tensor, action_ce: torch.Tensor, privacy_bce: torch.Tensor, lambda_a: float, lambda_p: float
+) -> torch.Tensor:
+    """``L_spars + lambda_A * CE - lambda_P * BCE`` (phase 2, anonymizer step)."""
+    return spars + lambda_a * action_ce - lambda_p * privacy_bce

@@ -1,0 +1,156 @@
+"""The STPrivacy anonymizer: privacy sparsification blocks (PSB) then privacy anonymization blocks (PAB).
+
+Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 3):
+
+* Selections happen before blocks ``selection_points`` (default 3, 6, 9 of 12). Blocks before the first selection
+  see every token by design: nothing can be dropped before anything has been scored.
+* In training the sequence keeps its length and the hard Gumbel mask does the dropping (masked attention); the
+  decoded video is multiplied by the final mask, so a training-mode output never shows a dropped tubelet either.
+* In inference, each slice keeps its ``int(N * a^m)`` best-scored tokens, which are really gathered, so the cost
+  falls with ``a``. The keep ratio is an argument of :meth:`STPrivacy.anonymize`.
+* Masked means in the token scorer carry an epsilon: a fully dropped slice gives finite scores (the released code
+  gives NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stprivacy.layers import tubelets_to_video
+from stprivacy.models.config import ModelConfig, model_preset, validate_keep_ratio
+from stprivacy.models.selection import (
+    TokenScorer,
+    gather_tokens,
+    gumbel_keep,
+    mask_from_index,
+    masked_mean,
+    scatter_tokens,
+    tokens_to_keep,
+    topk_per_slice,
+)
+from stprivacy.models.vit import VideoViT, init_vit_weights
+
+
+@dataclass
+class AnonymizerOutput:
+    """What the anonymizer returns, in training and in inference alike."""
+
+    #: B x 3 x T x H x W anonymized video; dropped tubelets are exactly zero.
+    video: torch.Tensor
+    #: B x L x N final keep mask (1 = kept).
+    keep_mask: torch.Tensor
+    #: One B x L x N keep mask per selection stage (cumulative: a dropped token stays dropped).
+    decisions: list[torch.Tensor]
+    #: B x classes action logits of the phase-1 head, or None when the model has no action head.
+    action_logits: torch.Tensor | None = None
+
+
+class ActionHead(nn.Module):
+    """Masked mean over the kept tokens' features, then a linear classifier (phase 1)."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, feats: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return self.fc(masked_mean(feats, keep, dim=1).squeeze(1))
+
+
+class STPrivacy(nn.Module):
+    def __init__(self, cfg: ModelConfig, num_classes: int | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.grid = cfg.grid
+        self.vit = VideoViT(cfg)
+        self.scorers = nn.ModuleList(TokenScorer(cfg.embed_dim) for _ in cfg.selection_points)
+        self.to_pixels = nn.Linear(cfg.embed_dim, self.grid.tubelet_numel)
+        self.action_head = ActionHead(cfg.embed_dim, num_classes) if num_classes else None
+        self.apply(init_vit_weights)
+
+    @classmethod
+    def from_preset(cls, name: str, num_classes: int | None = None, **overrides) -> STPrivacy:
+        """Build an anonymizer from a named preset (``vit-s``, ``vit-t``, ``synth``, ``tiny``)."""
+        return cls(model_preset(name).with_(**overrides), num_classes=num_classes)
+
+    def stage_ratios(self, keep_ratio: float | None = None) -> list[float]:
+        a = self.cfg.keep_ratio if keep_ratio is None else keep_ratio
+        return [a ** (m + 1) for m in range(len(self.cfg.selection_points))]
+
+    def no_weight_decay(self) -> set[str]:
+        return {"vit.pos_embed"}
+
+    # ------------------------------------------------------------------ training-mode (masked) forward
+    def forward(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None = None) -> AnonymizerOutput:
+        """Training mode: Gumbel selection (or the given ``stage_masks``); eval mode: top-k at the config's ratio."""
+        if not self.training and stage_masks is None:
+            return self._forward_topk(video, self.cfg.keep_ratio)
+        return self._forward_masked(video, stage_masks)
+
+    def _forward_masked(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None) -> AnonymizerOutput:
+        grid = self.grid
+        x = self.vit.tokens(video)
+        b, s, _ = x.shape
+        if stage_masks is not None and len(stage_masks) != len(self.scorers):
+            raise ValueError(f"expected {len(self.scorers)} stage masks, got {len(stage_masks)}")
+        keep = x.new_ones(b, s)
+        decisions: list[torch.Tensor] = []
+        for i, block in enumerate(self.vit.blocks):
+            if i in self.cfg.selection_points:
+                stage = len(decisions)
+                if stage_masks is None:
+                    keep = gumbel_keep(self.scorers[stage](x, keep, grid.slices), keep)
+                else:
+                    keep = stage_masks[stage].reshape(b, s).to(x.dtype)
+                decisions.append(keep)
+            x = block(x, keep if decisions else None)
+        feats = self.vit.norm(x)
+        pixels = self.to_pixels(feats) * keep.unsqueeze(-1)
+        return AnonymizerOutput(
+            video=tubelets_to_video(pixels, grid),
+            keep_mask=keep.reshape(b, grid.slices, grid.tokens_per_slice),
+            decisions=[d.reshape(b, grid.slices, grid.tokens_per_slice) for d in decisions],
+            action_logits=self.action_head(feats, keep) if self.action_head is not None else None,
+        )
+
+    # ------------------------------------------------------------------ inference: top-k, tokens removed
+    @torch.no_grad()
+    def anonymize(self, video: torch.Tensor, keep_ratio: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anonymize ``video`` (B x 3 x T x H x W float) keeping ``int(N * a^m)`` tokens per slice at stage m.
+
+        Returns the anonymized video (same shape, dropped tubelets exactly zero) and the keep mask
+        (B x slices x tokens-per-slice, 1 = kept).
+        """
+        out = self._forward_topk(video, self.cfg.keep_ratio if keep_ratio is None else keep_ratio)
+        return out.video, out.keep_mask
+
+    def _forward_topk(self, video: torch.Tensor, keep_ratio: float) -> AnonymizerOutput:
+        grid = self.grid
+        a = validate_keep_ratio(keep_ratio)
+        counts = [tokens_to_keep(grid.tokens_per_slice, a, m + 1) for m in range(len(self.scorers))]
+        x = self.vit.tokens(video)
+        b, _, d = x.shape
+        n_all = grid.tokens_per_slice
+        # index[b, l, j]: original position (within its slice) of the j-th token still present in slice l.
+        index = torch.arange(n_all, device=x.device).expand(b, grid.slices, n_all)
+        decisions: list[torch.Tensor] = []
+        for i, block in enumerate(self.vit.blocks):
+            if i in self.cfg.selection_points:
+                stage = len(decisions)
+                n = index.shape[-1]
+                log_probs = self.scorers[stage](x, x.new_ones(x.shape[:2]), grid.slices)
+                local = topk_per_slice(log_probs[..., 0].reshape(b, grid.slices, n), counts[stage])
+                x = gather_tokens(x.reshape(b, grid.slices, n, d), local).reshape(b, -1, d)
+                index = index.gather(2, local)
+                decisions.append(mask_from_index(index, n_all).to(x.dtype))
+            x = block(x)
+        feats = self.vit.norm(x)
+        pixels = self.to_pixels(feats).reshape(b, grid.slices, index.shape[-1], -1)
+        pixels = scatter_tokens(pixels, index, n_all).reshape(b, grid.num_tokens, -1)
+        keep_mask = decisions[-1] if decisions else x.new_ones(b, grid.slices, n_all)
+        logits = None
+        if self.action_head is not None:
+            logits = self.action_head.fc(feats.mean(dim=1))
+        return AnonymizerOutput(tubelets_to_video(pixels, grid), keep_mask, decisions, logits)

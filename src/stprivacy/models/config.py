@@ -1,0 +1,101 @@
+"""Typed configuration of the video transformers, and the named model presets.
+
+The paper's symbols map to one field each:
+
+==============  =========================  ==================================================
+paper           field                      meaning
+==============  =========================  ==================================================
+``a``           ``ModelConfig.keep_ratio``  per-stage keep ratio; stage ``m`` keeps ``a^m``
+``L``           ``TubeletGrid.slices``      temporal slices (``num_frames / tubelet[0]``)
+``N``           ``tokens_per_slice``        tokens per slice (``(H/p)(W/p)``)
+PSB             ``selection_points``        a token selection before each listed block
+PAB             blocks after the last one   anonymization blocks over the kept tokens
+==============  =========================  ==================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from stprivacy.layers.tubelets import TubeletGrid
+
+
+@dataclass
+class ModelConfig:
+    """A plain-torch video ViT (no CLS token) and, for the anonymizer, where and how much it sparsifies."""
+
+    num_frames: int = 16
+    img_size: int = 112
+    tubelet: tuple[int, int, int] = (2, 16, 16)
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    #: Blocks before which tokens are selected (0-based). Blocks before the first one see every token.
+    selection_points: tuple[int, ...] = (3, 6, 9)
+    #: Default per-stage keep ratio ``a`` (training target; inference can use another one).
+    keep_ratio: float = 0.7
+
+    def __post_init__(self) -> None:
+        self.tubelet = tuple(int(v) for v in self.tubelet)
+        self.selection_points = tuple(int(v) for v in self.selection_points)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if list(self.selection_points) != sorted(set(self.selection_points)):
+            raise ValueError(f"selection_points must be strictly increasing, got {self.selection_points}")
+        if self.selection_points and not (0 < self.selection_points[0] and self.selection_points[-1] < self.depth):
+            raise ValueError(
+                f"selection_points {self.selection_points} must lie strictly inside 0..{self.depth} "
+                "(at least one block before the first selection and one after the last)"
+            )
+        validate_keep_ratio(self.keep_ratio)
+        self.grid  # validates divisibility
+
+    @property
+    def grid(self) -> TubeletGrid:
+        return TubeletGrid(self.num_frames, self.img_size, self.img_size, self.tubelet)
+
+    def with_(self, **changes) -> ModelConfig:
+        return replace(self, **changes)
+
+
+def validate_keep_ratio(keep_ratio: float) -> float:
+    if not isinstance(keep_ratio, (int, float)) or isinstance(keep_ratio, bool):
+        raise TypeError(f"keep_ratio must be a number, got {type(keep_ratio).__name__}")
+    if not 0.0 < float(keep_ratio) <= 1.0:
+        raise ValueError(f"keep_ratio must satisfy 0 < a <= 1, got {keep_ratio}")
+    return float(keep_ratio)
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    # The paper's setting: ViT-S over 16 x 112 x 112 clips, 8 slices x 49 tokens.
+    "vit-s": ModelConfig(),
+    "vit-t": ModelConfig(embed_dim=192, num_heads=3),
+    # Synthetic benchmark at 64 x 64 x 8: 4 slices x 16 tokens; fast enough to train on 2 CPU cores.
+    "synth": ModelConfig(
+        num_frames=8, img_size=64, tubelet=(2, 16, 16), embed_dim=128, depth=6, num_heads=4,
+        selection_points=(2, 3, 4),
+    ),
+    # For unit tests only: a few thousand parameters, 4 slices x 16 tokens.
+    "tiny": ModelConfig(
+        num_frames=8, img_size=32, tubelet=(2, 8, 8), embed_dim=48, depth=5, num_heads=2,
+        selection_points=(1, 2, 3),
+    ),
+}
+
+
+def model_preset(name: str) -> ModelConfig:
+    try:
+        return replace(MODEL_PRESETS[name])
+    except KeyError:
+        raise KeyError(f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}") from None
+
+
+@dataclass
+class FrameAttackerConfig:
+    """The per-frame 2D CNN attacker: conv stages of doubling width, global pooling, pooled over time."""
+
+    widths: tuple[int, ...] = field(default_factory=lambda: (32, 64, 128, 256))
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)

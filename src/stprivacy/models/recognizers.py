@@ -1,0 +1,97 @@
+"""Action recognizers and privacy attackers.
+
+* :class:`VideoRecognizer`: a video-level ViT (no CLS token, mean pooling) over the anonymized video, optionally
+  with the keep mask that travels with it. Used for actions (softmax logits) and private attributes (one logit per
+  attribute, multi-label sigmoid).
+* :class:`FrameAttacker`: a per-frame 2D CNN whose frame logits are averaged over time, the attacker family of the
+  earlier frame-based methods. On raw synthetic clips it reads appearance far better than a small ViT, so an
+  evaluation without it would overstate privacy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stprivacy.models.config import FrameAttackerConfig, ModelConfig
+from stprivacy.models.selection import masked_mean
+from stprivacy.models.vit import VideoViT, init_vit_weights
+
+
+def is_topk_mask(keep: torch.Tensor) -> bool:
+    """True when ``keep`` (B x L x N) has no gradient and the same number of kept tokens in every slice."""
+    if keep.requires_grad:
+        return False
+    counts = keep.sum(-1)
+    return bool((counts == counts.flatten()[0]).all()) and bool(((keep == 0) | (keep == 1)).all())
+
+
+class VideoRecognizer(nn.Module):
+    def __init__(self, cfg: ModelConfig, num_outputs: int):
+        super().__init__()
+        self.cfg = cfg
+        self.vit = VideoViT(cfg)
+        self.head = nn.Linear(cfg.embed_dim, num_outputs)
+        self.apply(init_vit_weights)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"vit.pos_embed"}
+
+    def forward(self, video: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``video``: B x 3 x T x H x W; ``keep_mask``: optional B x L x N (1 = kept) -> B x outputs logits.
+
+        A top-k mask (equal counts, no gradient) is applied by keeping only the kept tokens, which is cheaper;
+        any other mask (Gumbel decisions, possibly carrying gradient) by masked attention and a masked mean.
+        Both give the same result for the same hard mask.
+        """
+        x = self.vit.tokens(video)
+        b, s, d = x.shape
+        if keep_mask is None:
+            for block in self.vit.blocks:
+                x = block(x)
+            return self.head(self.vit.norm(x).mean(dim=1))
+        grid = self.vit.grid
+        if tuple(keep_mask.shape) != (b, grid.slices, grid.tokens_per_slice):
+            raise ValueError(
+                f"keep mask must be B x {grid.slices} x {grid.tokens_per_slice}, got {tuple(keep_mask.shape)}"
+            )
+        if is_topk_mask(keep_mask):
+            keep_idx = keep_mask.reshape(b, s).nonzero()[:, 1].reshape(b, -1)
+            x = x.gather(1, keep_idx.unsqueeze(-1).expand(-1, -1, d))
+            for block in self.vit.blocks:
+                x = block(x)
+            return self.head(self.vit.norm(x).mean(dim=1))
+        keep = keep_mask.reshape(b, s).to(x.dtype)
+        for block in self.vit.blocks:
+            x = block(x, keep)
+        return self.head(masked_mean(self.vit.norm(x), keep, dim=1).squeeze(1))
+
+
+class FrameAttacker(nn.Module):
+    """Per-frame CNN (conv-BN-ReLU stages, stride 2) -> frame logits -> mean over time."""
+
+    def __init__(self, num_outputs: int, cfg: FrameAttackerConfig | None = None, in_chans: int = 3):
+        super().__init__()
+        cfg = cfg or FrameAttackerConfig()
+        layers: list[nn.Module] = []
+        c = in_chans
+        for w in cfg.widths:
+            layers += [
+                nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(w, w, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+            ]
+            c = w
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(c, num_outputs)
+
+    def forward(self, video: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``video``: B x 3 x T x H x W -> B x outputs. The keep mask is ignored: frames show what was kept."""
+        if video.dim() != 5:
+            raise ValueError(f"expected B x 3 x T x H x W, got {tuple(video.shape)}")
+        b, c, t, h, w = video.shape
+        frames = video.transpose(1, 2).reshape(b * t, c, h, w)
+        return self.head(self.features(frames)).reshape(b, t, -1).mean(dim=1)

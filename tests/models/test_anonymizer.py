@@ -1,0 +1,146 @@
+import pytest
+import torch
+
+from stprivacy import STPrivacy
+from stprivacy.losses import keep_ratio_loss
+
+
+def tiny(num_classes=5, **kw):
+    return STPrivacy.from_preset("tiny", num_classes=num_classes, **kw)
+
+
+def test_vit_s_keeps_34_24_16_of_49_and_zeroes_dropped_tubelets():
+    model = STPrivacy.from_preset("vit-s").eval()
+    video = torch.rand(1, 3, 16, 112, 112)
+    out = model._forward_topk(video, 0.7)
+    counts = [d.sum(-1) for d in out.decisions]
+    assert [int(c.unique().item()) for c in counts] == [34, 24, 16]
+    assert out.keep_mask.shape == (1, 8, 49) and int(out.keep_mask.sum()) == 128
+    # dropped tubelets are exactly zero, kept ones are not
+    from stprivacy.layers import video_to_tubelets
+
+    tub = video_to_tubelets(out.video, (2, 16, 16)).reshape(1, 8, 49, -1)
+    dropped = out.keep_mask == 0
+    assert torch.count_nonzero(tub[dropped]) == 0
+    assert (tub[~dropped].abs().sum(-1) > 0).all()
+
+
+def test_anonymize_api_returns_video_and_mask_of_input_shape():
+    model = tiny().eval()
+    video = torch.rand(3, 3, 8, 32, 32)
+    anon, mask = model.anonymize(video, keep_ratio=0.5)
+    assert anon.shape == video.shape and mask.shape == (3, 4, 16)
+    assert (mask.sum(-1) == 2).all()  # int(16 * 0.5^3) = 2
+
+
+def test_topk_inference_equals_masked_forward_with_the_same_hard_masks():
+    model = tiny().eval()
+    video = torch.rand(2, 3, 8, 32, 32)
+    topk = model._forward_topk(video, 0.7)
+    masked = model._forward_masked(video, topk.decisions)
+    torch.testing.assert_close(masked.video, topk.video, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(masked.action_logits, topk.action_logits, atol=1e-5, rtol=1e-4)
+
+
+def _perturb_dropped_after_first_selection(model, masks):
+    """Forward pre-hook on the first selected block adding noise to the tokens dropped at stage 1."""
+    first = model.cfg.selection_points[0]
+    dropped = masks[0].reshape(masks[0].shape[0], -1) == 0
+
+    def hook(_module, args):
+        x, keep = args
+        x = x.clone()
+        x[dropped] += 50 * torch.randn_like(x[dropped])
+        return (x, keep)
+
+    return model.vit.blocks[first].register_forward_pre_hook(hook)
+
+
+def test_dropped_token_state_never_reaches_kept_outputs_in_training_mode():
+    model = tiny().train()
+    video = torch.rand(2, 3, 8, 32, 32)
+    masks = model.eval()._forward_topk(video, 0.7).decisions
+    model.train()
+    ref = model(video, stage_masks=masks)
+    handle = _perturb_dropped_after_first_selection(model, masks)
+    try:
+        pert = model(video, stage_masks=masks)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(pert.video, ref.video)
+    torch.testing.assert_close(pert.action_logits, ref.action_logits)
+
+
+def test_training_forward_uses_gumbel_masks_and_returns_each_stage():
+    model = tiny().train()
+    out = model(torch.rand(4, 3, 8, 32, 32))
+    assert len(out.decisions) == 3
+    for prev, cur in zip(out.decisions, out.decisions[1:], strict=False):
+        assert ((cur <= prev) | (prev == 0)).all()  # a dropped token stays dropped
+        assert torch.equal(cur * prev, cur)
+    assert set(out.keep_mask.unique().tolist()) <= {0.0, 1.0}
+    from stprivacy.layers import video_to_tubelets
+
+    tub = video_to_tubelets(out.video, (2, 8, 8)).reshape(4, 4, 16, -1)
+    assert torch.count_nonzero(tub[out.keep_mask == 0]) == 0
+
+
+def test_straight_through_sends_gradient_into_every_scorer():
+    model = tiny().train()
+    out = model(torch.rand(4, 3, 8, 32, 32))
+    out.video.pow(2).mean().backward()
+    for i, scorer in enumerate(model.scorers):
+        grads = [p.grad for p in scorer.parameters()]
+        assert all(g is not None for g in grads), f"scorer {i} has parameters without gradient"
+        assert sum(g.abs().sum() for g in grads) > 0, f"scorer {i} got zero gradient"
+
+
+def test_every_parameter_gets_a_gradient_in_phase1():
+    model = tiny().train()
+    out = model(torch.rand(4, 3, 8, 32, 32))
+    loss = out.video.mean() + out.action_logits.logsumexp(-1).mean()
+    loss = loss + keep_ratio_loss(out.decisions, model.stage_ratios())
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_fully_dropped_slice_stays_finite():
+    model = tiny().train()
+    video = torch.rand(2, 3, 8, 32, 32)
+    masks = [torch.ones(2, 4, 16) for _ in range(3)]
+    for m in masks:
+        m[:, 1] = 0  # the whole second slice is dropped from the first stage on
+    out = model(video, stage_masks=masks)
+    assert torch.isfinite(out.video).all() and torch.isfinite(out.action_logits).all()
+    log_probs = model.scorers[1](torch.randn(2, 64, 48), masks[0].reshape(2, 64), 4)
+    assert torch.isfinite(log_probs).all()
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
+def test_invalid_keep_ratios_are_rejected(bad):
+    model = tiny().eval()
+    with pytest.raises(ValueError, match="keep_ratio"):
+        model.anonymize(torch.rand(1, 3, 8, 32, 32), keep_ratio=bad)
+
+
+def test_keep_ratio_leaving_no_token_in_a_slice_is_rejected():
+    model = tiny().eval()
+    with pytest.raises(ValueError, match="keeps no token"):
+        model.anonymize(torch.rand(1, 3, 8, 32, 32), keep_ratio=0.3)  # 16 * 0.3^3 = 0.43
+
+
+def test_wrong_shapes_and_dtypes_are_rejected():
+    model = tiny().eval()
+    with pytest.raises(ValueError, match="B x 3 x 8 x 32 x 32"):
+        model.anonymize(torch.rand(1, 3, 16, 32, 32))
+    with pytest.raises(ValueError, match="B x 3 x 8 x 32 x 32"):
+        model.anonymize(torch.rand(3, 8, 32, 32))
+    with pytest.raises(TypeError, match="floating-point"):
+        model.anonymize(torch.zeros(1, 3, 8, 32, 32, dtype=torch.uint8))
+
+
+def test_keep_all_ratio_keeps_every_token():
+    model = tiny().eval()
+    _, mask = model.anonymize(torch.rand(1, 3, 8, 32, 32), keep_ratio=1.0)
+    assert bool(mask.all())

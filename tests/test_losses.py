@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from stprivacy.losses import anonymizer_objective, keep_ratio_loss, privacy_loss
+
+
+def test_keep_ratio_loss_hand_computed():
+    # one clip, two slices of four tokens, two stages with targets 0.5 and 0.25
+    d1 = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]])  # slice means 0.5, 1.0
+    d2 = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]])  # slice means 0.0, 0.25
+    expected = ((0.0**2 + 0.5**2) / 2 + (0.25**2 + 0.0**2) / 2) / 2
+    assert keep_ratio_loss([d1, d2], [0.5, 0.25]).item() == pytest.approx(expected)
+
+
+def test_keep_ratio_loss_finite_when_a_slice_is_all_dropped():
+    d = torch.zeros(2, 3, 4, requires_grad=True)
+    loss = keep_ratio_loss([d], [0.7])
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(d.grad).all()
+    assert loss.item() == pytest.approx(0.49)
+
+
+def test_objective_sign_convention():
+    spars, ce, bce = torch.tensor(0.1), torch.tensor(2.0), torch.tensor(0.6)
+    assert anonymizer_objective(spars, ce, bce, 0.5, 0.5).item() == pytest.approx(0.1 + 1.0 - 0.3)
+
+
+def test_privacy_loss_is_multilabel_bce():
+    logits = torch.tensor([[0.0, 2.0]])
+    z = torch.tensor([[1, 0]])
+    expected = (torch.log(torch.tensor(2.0)) + torch.log1p(torch.exp(torch.tensor(2.0)))) / 2
+    assert privacy_loss(logits, z).item() == pytest.approx(expected.item(), rel=1e-5)
