@@ -49,7 +49,7 @@ class ModelConfig:
                 "(at least one block before the first selection and one after the last)"
             )
         validate_keep_ratio(self.keep_ratio)
-        self.grid  # validates divisibility
+        _ = self.grid  # constructing the grid validates divisibility
 
     @property
     def grid(self) -> TubeletGrid:
@@ -93,9 +93,9 @@ def model_preset(name: str) -> ModelConfig:
 
 @dataclass
 class FrameAttackerConfig:
-    """The per-frame 2D CNN attacker: conv stages of doubling width, global pooling, pooled over time."""
+    """The per-frame 2D CNN attacker: one stride-2 conv per width, global pooling, frame logits pooled over time."""
 
-    widths: tuple[int, ...] = field(default_factory=lambda: (32, 64, 128, 256))
+    widths: tuple[int, ...] = field(default_factory=lambda: (32, 64, 128, 128))
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)

@@ -15,7 +15,7 @@ from torch import nn
 
 from stprivacy.models.config import FrameAttackerConfig, ModelConfig
 from stprivacy.models.selection import masked_mean
-from stprivacy.models.vit import VideoViT, init_vit_weights
+from stprivacy.models.vit import Standardize, VideoViT, init_vit_weights
 
 
 def is_topk_mask(keep: torch.Tensor) -> bool:
@@ -68,22 +68,16 @@ class VideoRecognizer(nn.Module):
 
 
 class FrameAttacker(nn.Module):
-    """Per-frame CNN (conv-BN-ReLU stages, stride 2) -> frame logits -> mean over time."""
+    """Per-frame CNN (conv-BN-ReLU, stride 2 per stage) -> frame logits -> mean over time."""
 
     def __init__(self, num_outputs: int, cfg: FrameAttackerConfig | None = None, in_chans: int = 3):
         super().__init__()
         cfg = cfg or FrameAttackerConfig()
+        self.standardize = Standardize()
         layers: list[nn.Module] = []
         c = in_chans
         for w in cfg.widths:
-            layers += [
-                nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(w),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(w, w, 3, padding=1, bias=False),
-                nn.BatchNorm2d(w),
-                nn.ReLU(inplace=True),
-            ]
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
             c = w
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(c, num_outputs)
@@ -93,5 +87,5 @@ class FrameAttacker(nn.Module):
         if video.dim() != 5:
             raise ValueError(f"expected B x 3 x T x H x W, got {tuple(video.shape)}")
         b, c, t, h, w = video.shape
-        frames = video.transpose(1, 2).reshape(b * t, c, h, w)
+        frames = self.standardize(video.transpose(1, 2).reshape(b * t, c, h, w))
         return self.head(self.features(frames)).reshape(b, t, -1).mean(dim=1)

@@ -1,0 +1,255 @@
+"""Experiment configuration: nested dataclasses hold the schema and the only defaults; YAML presets hold values.
+
+* ``load_experiment("synth-quick")`` reads ``configs/synth-quick.yaml`` shipped with the package (or any YAML path).
+* Dotted overrides (``train.phase1_epochs=10``) are parsed as YAML scalars and type-checked; unknown keys are errors.
+* ``model`` and ``recognizer`` sections may name a ``preset`` (see :data:`~stprivacy.models.config.MODEL_PRESETS`)
+  and override some of its fields.
+
+The paper's symbols: ``a`` = ``model.keep_ratio``, ``lambda_A`` = ``train.lambda_a``, ``lambda_P`` =
+``train.lambda_p``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from stprivacy.data.real import ClipSampling
+from stprivacy.errors import ConfigError
+from stprivacy.models.config import FrameAttackerConfig, ModelConfig, model_preset
+from stprivacy.runtime import RuntimeConfig
+
+
+@dataclass
+class DataConfig:
+    #: "synthetic", "hmdb51", "ucf101", "pa_hmdb51" or "manifest".
+    kind: str = "synthetic"
+    #: Synthetic benchmark preset ("quick", "paper", "hard") and split sizes.
+    synth_preset: str = "quick"
+    train_size: int = 4000
+    test_size: int = 1000
+    #: Folder holding the videos (``<root>/<class>/<video>``) for real datasets.
+    root: str | None = None
+    #: Folder of the official split files (HMDB51 or UCF101) and which split (1-3).
+    split_dir: str | None = None
+    split: int = 1
+    #: PA-HMDB51: folder of the ``<action>.json`` files. Manifest: the training manifest CSV.
+    labels: str | None = None
+    #: Manifest: the test manifest CSV.
+    test_labels: str | None = None
+    #: Allow manifest paths outside the manifest's folder.
+    allow_outside_root: bool = False
+    sampling: ClipSampling = field(default_factory=ClipSampling)
+    #: Horizontal flips in training (off for the synthetic benchmark: walk_left / walk_right would swap).
+    hflip: bool = False
+    #: Folder for the decoded-clip cache (None = no cache).
+    cache_dir: str | None = None
+    #: Parallel workers for rendering / decoding.
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        kinds = ("synthetic", "hmdb51", "ucf101", "pa_hmdb51", "manifest")
+        if self.kind not in kinds:
+            raise ConfigError(f"data.kind must be one of {kinds}, got {self.kind!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Phases 1 and 2 (the anonymizer's training)."""
+
+    batch_size: int = 32
+    #: Peak learning rate; None = the paper's rule ``1e-3 * batch_size / 512``.
+    lr: float | None = None
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    phase1_epochs: int = 80
+    phase2_epochs: int = 40
+    #: lambda_A and lambda_P of ``L_spars + lambda_A CE - lambda_P BCE``.
+    lambda_a: float = 0.5
+    lambda_p: float = 0.5
+    #: Stabilizers of the field, off by default (the paper uses none): re-initialise the privacy recognizer(s)
+    #: every ``privacy_restart_every`` epochs (0 = never); train ``privacy_ensemble`` privacy recognizers and let
+    #: the anonymizer fight the strongest one in each batch (the smallest BCE), VITA's max over the ensemble.
+    privacy_restart_every: int = 0
+    privacy_ensemble: int = 1
+
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
+
+
+@dataclass
+class EvalConfig:
+    """Phase 3: fresh recognizers and attackers on anonymized clips, the trade-off sweep, seeds."""
+
+    epochs: int = 80
+    #: Epochs of the privacy attackers (None = ``epochs``).
+    attacker_epochs: int | None = None
+    batch_size: int = 32
+    lr: float | None = None
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    #: Deployment keep ratios evaluated for one trained anonymizer, without retraining.
+    keep_ratios: tuple[float, ...] = (1.0, 0.85, 0.7, 0.55, 0.4)
+    #: Attacker families: "vit" (video-level ViT) and "frame" (per-frame CNN).
+    attackers: tuple[str, ...] = ("vit", "frame")
+    #: Methods evaluated besides STPrivacy (baselines); "raw" is the unmodified video.
+    baselines: tuple[str, ...] = ("raw",)
+    #: Phase 3 is repeated for seeds ``seed, seed + 1, ...``.
+    seeds: int = 1
+
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    #: Architecture of every video-level recognizer: phase 2's auxiliaries and phase 3's recognizers.
+    recognizer: ModelConfig = field(default_factory=ModelConfig)
+    frame_attacker: FrameAttackerConfig = field(default_factory=FrameAttackerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+# ----------------------------------------------------------------------------------------------- (de)serialising
+def to_dict(cfg) -> dict:
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out[f.name] = to_dict(v)
+        elif isinstance(v, tuple):
+            out[f.name] = list(v)
+        else:
+            out[f.name] = v
+    return out
+
+
+def _convert(value, tp, where: str):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item, *rest) = typing.get_args(tp)
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    data = dict(data)
+    base = None
+    if cls is ModelConfig and "preset" in data:
+        try:
+            base = model_preset(data.pop("preset"))
+        except KeyError as exc:
+            raise ConfigError(f"{where}: {exc.args[0]}") from None
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where or 'config'}; known: {sorted(names)}")
+    kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    try:
+        if base is not None:
+            return dataclasses.replace(base, **kwargs)
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from exc
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` strings to a nested dict (values parsed as YAML scalars)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: {exc}") from None
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("stprivacy").joinpath("configs").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def read_yaml(preset_or_path: str | Path) -> dict:
+    path = Path(preset_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text = path.read_text(encoding="utf-8")
+    else:
+        res = resources.files("stprivacy").joinpath("configs", f"{preset_or_path}.yaml")
+        if not res.is_file():
+            raise ConfigError(f"no preset or YAML file {preset_or_path!r}; presets: {', '.join(preset_names())}")
+        text = res.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{preset_or_path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{preset_or_path}: the top level must be a mapping")
+    return data
+
+
+def load_experiment(preset_or_path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    data = apply_overrides(read_yaml(preset_or_path), overrides or [])
+    return from_dict(ExperimentConfig, data)
+
+
+def save_experiment(cfg: ExperimentConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,83 @@
+"""Decoded clips held in memory as uint8 tensors: the common currency between data sources and training.
+
+A :class:`ClipSet` is what every loader produces (synthetic renderer, HMDB51 / UCF101 / manifest decoding, an
+anonymizer's output in phase 3), so the training and evaluation code never cares where clips came from.
+Videos are ``N x V x 3 x T x H x W`` uint8, where ``V`` is the number of test views (1 for training clips; 15 for
+5 temporal clips x 3 spatial crops); they become float in [0, 1] only batch by batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass
+class ClipSet(Dataset):
+    #: N x V x 3 x T x H x W uint8 (V views per video) or float (an anonymizer's output).
+    videos: torch.Tensor
+    #: N action indices.
+    actions: torch.Tensor
+    #: N x K {0, 1} private attributes.
+    attributes: torch.Tensor
+    action_names: tuple[str, ...] = ()
+    attribute_names: tuple[str, ...] = ()
+    #: Optional N x V x T x H x W uint8 person masks (the blackening baseline needs them).
+    person_masks: torch.Tensor | None = None
+    #: Optional N x V x L x N keep masks that travel with anonymized clips.
+    keep_masks: torch.Tensor | None = None
+    #: Optional per-video identifiers (file paths) for reports.
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.videos.dim() == 5:  # N x 3 x T x H x W: one view per video
+            self.videos = self.videos.unsqueeze(1)
+            if self.person_masks is not None:
+                self.person_masks = self.person_masks.unsqueeze(1)
+            if self.keep_masks is not None:
+                self.keep_masks = self.keep_masks.unsqueeze(1)
+        n = len(self.videos)
+        if self.videos.dim() != 6 or self.videos.shape[2] != 3:
+            raise ValueError(f"videos must be N x V x 3 x T x H x W, got {tuple(self.videos.shape)}")
+        if len(self.actions) != n or len(self.attributes) != n:
+            raise ValueError(f"{n} videos but {len(self.actions)} actions and {len(self.attributes)} attribute rows")
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    @property
+    def views(self) -> int:
+        return self.videos.shape[1]
+
+    @property
+    def clip_shape(self) -> tuple[int, int, int]:
+        """(T, H, W) of one clip."""
+        t, h, w = self.videos.shape[3:]
+        return t, h, w
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = {"video": self.videos[i], "action": self.actions[i], "attributes": self.attributes[i]}
+        if self.keep_masks is not None:
+            item["keep_mask"] = self.keep_masks[i]
+        return item
+
+    def subset(self, index) -> ClipSet:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return ClipSet(
+            self.videos[index], self.actions[index], self.attributes[index], self.action_names, self.attribute_names,
+            None if self.person_masks is None else self.person_masks[index],
+            None if self.keep_masks is None else self.keep_masks[index],
+            [self.names[i] for i in index.tolist()] if self.names else [],
+        )
+
+    def chance_rates(self) -> np.ndarray:
+        """Positive rate of each attribute."""
+        return self.attributes.float().mean(0).numpy()
+
+
+def to_float(video: torch.Tensor) -> torch.Tensor:
+    """uint8 video in [0, 255] -> float32 in [0, 1]; float videos pass through."""
+    return video.float().div_(255.0) if video.dtype == torch.uint8 else video.float()

@@ -1,0 +1,183 @@
+"""Real video datasets on disk (HMDB51, UCF101, PA-HMDB51, manifests) decoded into :class:`ClipSet` views.
+
+Training videos become ``train_views`` clips at random temporal positions and random square crops (seeded);
+test videos become ``test_clips x test_crops`` views (5 x 3 in the protocol), all resized so the short side is
+``size``. Decoding is the slow part, so decoded views can be cached on disk (a ``.npy`` file per split and setting)
+and are memory-mapped, not loaded, when the cache is hit. Unreadable videos are skipped, counted and listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stprivacy.data.clips import ClipSet
+from stprivacy.data.splits import Split
+from stprivacy.data.video_io import (
+    clip_indices,
+    random_clip_start,
+    read_video,
+    resize_short_side,
+    spatial_crops,
+    uniform_clip_starts,
+)
+from stprivacy.data.vp_labels import LabelTable, video_key
+from stprivacy.errors import VideoReadError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".webm", ".mkv", ".mov")
+
+
+@dataclass
+class ClipSampling:
+    num_frames: int = 16
+    #: Temporal sampling stride (frames skipped between sampled frames, plus one).
+    stride: int = 2
+    size: int = 112
+    train_views: int = 2
+    test_clips: int = 5
+    test_crops: int = 3
+
+
+@dataclass
+class VideoEntry:
+    path: Path
+    action: int
+    attributes: np.ndarray
+    key: str
+
+
+@dataclass
+class DatasetReport:
+    """What ``stprivacy data check`` prints: which videos were found, and which were not usable."""
+
+    found: int = 0
+    missing: list[str] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"found {self.found}, missing {len(self.missing)}, unlabelled {len(self.unlabelled)}, "
+                 f"unreadable {len(self.unreadable)}"]
+        for name, items in (("missing", self.missing), ("unlabelled", self.unlabelled),
+                            ("unreadable", self.unreadable)):
+            for item in items[:10]:
+                lines.append(f"  {name}: {item}")
+            if len(items) > 10:
+                lines.append(f"  ... and {len(items) - 10} more {name}")
+        return "\n".join(lines)
+
+
+def locate(root: Path, class_dir: str, filename: str) -> Path | None:
+    """``root/class/filename``, or the same stem with another video extension."""
+    path = root / class_dir / filename
+    if path.is_file():
+        return path
+    for ext in VIDEO_EXTENSIONS:
+        alt = path.with_suffix(ext)
+        if alt.is_file():
+            return alt
+    return None
+
+
+def match_split(root: str | Path, videos: list[tuple[str, str]], classes: list[str], labels: LabelTable,
+                report: DatasetReport) -> list[VideoEntry]:
+    """Pair each (class, file) of a split with its file on disk and its privacy label."""
+    root = Path(root)
+    index = {c: i for i, c in enumerate(classes)}
+    entries = []
+    for cls, filename in videos:
+        key = video_key(cls, filename)
+        if key not in labels:
+            report.unlabelled.append(key)
+            continue
+        path = locate(root, cls, filename)
+        if path is None:
+            report.missing.append(f"{cls}/{filename}")
+            continue
+        entries.append(VideoEntry(path, index[cls], labels.row(key), key))
+    report.found += len(entries)
+    return entries
+
+
+def split_entries(root, split: Split, labels: LabelTable) -> tuple[list[VideoEntry], list[VideoEntry], DatasetReport]:
+    report = DatasetReport()
+    train = match_split(root, split.train, split.classes, labels, report)
+    test = match_split(root, split.test, split.classes, labels, report)
+    return train, test, report
+
+
+def _views_of(frames: np.ndarray, sampling: ClipSampling, train: bool, rng: np.random.Generator) -> np.ndarray:
+    """V x T x S x S x 3 views of one decoded video."""
+    n, t, s = len(frames), sampling.num_frames, sampling.stride
+    views = []
+    if train:
+        for _ in range(sampling.train_views):
+            clip = resize_short_side(frames[clip_indices(n, t, s, random_clip_start(n, t, s, rng))], sampling.size)
+            h, w = clip.shape[1:3]
+            y, x = rng.integers(0, h - sampling.size + 1), rng.integers(0, w - sampling.size + 1)
+            views.append(clip[:, y:y + sampling.size, x:x + sampling.size])
+    else:
+        for start in uniform_clip_starts(n, t, s, sampling.test_clips):
+            clip = resize_short_side(frames[clip_indices(n, t, s, start)], sampling.size)
+            views.extend(spatial_crops(clip, sampling.size, sampling.test_crops))
+    return np.stack(views)
+
+
+def _cache_file(cache_dir: Path, entries: list[VideoEntry], sampling: ClipSampling, train: bool, seed: int) -> Path:
+    h = hashlib.sha256(json.dumps([[str(e.path) for e in entries], asdict(sampling), train, seed]).encode())
+    return cache_dir / f"clips-{'train' if train else 'test'}-{h.hexdigest()[:16]}"
+
+
+def decode_clipset(entries: list[VideoEntry], sampling: ClipSampling, *, train: bool, action_names, attribute_names,
+                   seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True,
+                   report: DatasetReport | None = None) -> ClipSet:
+    """Decode ``entries`` into a :class:`ClipSet`; unreadable videos are skipped and listed in ``report``."""
+    if not entries:
+        raise VideoReadError("no video to decode")
+    cache = _cache_file(Path(cache_dir), entries, sampling, train, seed) if cache_dir else None
+    if cache is not None and (cache.with_suffix(".npy")).is_file() and (cache.with_suffix(".json")).is_file():
+        meta = json.loads(cache.with_suffix(".json").read_text())
+        videos = torch.from_numpy(np.load(cache.with_suffix(".npy"), mmap_mode="r"))
+        keep = meta["kept"]
+        log.info("decoded clips from cache %s", cache)
+    else:
+        rng = np.random.default_rng(seed)
+        views, keep = [], []
+        for i, e in enumerate(tqdm(entries, desc=f"decode {'train' if train else 'test'}", unit="video",
+                                   disable=not progress, leave=False)):
+            try:
+                frames, _ = read_video(e.path)
+            except VideoReadError as exc:
+                log.warning("skipping unreadable video: %s", exc)
+                if report is not None:
+                    report.unreadable.append(str(e.path))
+                continue
+            views.append(_views_of(frames, sampling, train, rng))
+            keep.append(i)
+        if not views:
+            raise VideoReadError("none of the videos could be decoded")
+        array = np.ascontiguousarray(np.stack(views).transpose(0, 1, 5, 2, 3, 4))  # N x V x 3 x T x H x W
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, array)
+            tmp.replace(cache.with_suffix(".npy"))
+            cache.with_suffix(".json").write_text(json.dumps({"kept": keep}))
+        videos = torch.from_numpy(array)
+    kept = [entries[i] for i in keep]
+    return ClipSet(
+        videos,
+        torch.tensor([e.action for e in kept]),
+        torch.from_numpy(np.stack([e.attributes for e in kept])),
+        tuple(action_names), tuple(attribute_names),
+        names=[e.key for e in kept],
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: the paper's metrics, the phase-3 attacker suite, reports."""

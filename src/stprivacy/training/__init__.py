@@ -1,0 +1,1 @@
+"""Training: shared optimisation machinery, then one module per phase."""
