@@ -70,6 +70,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     phase1_epochs: int = 80
     phase2_epochs: int = 40
+    #: Weight of an L1 reconstruction of the kept tubelets in phase 1 (0 = the paper; see training/phase1.py).
+    phase1_reconstruction: float = 0.0
     #: lambda_A and lambda_P of ``L_spars + lambda_A CE - lambda_P BCE``.
     lambda_a: float = 0.5
     lambda_p: float = 0.5
@@ -102,6 +104,9 @@ class EvalConfig:
     baselines: tuple[str, ...] = ("raw",)
     #: Phase 3 is repeated for seeds ``seed, seed + 1, ...``.
     seeds: int = 1
+    #: Evaluate on another dataset than the anonymizer was trained on (the unseen-action settings); None = the
+    #: training data.
+    data: DataConfig | None = None
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512

@@ -43,3 +43,13 @@ def anonymizer_objective(
 ) -> torch.Tensor:
     """``L_spars + lambda_A * CE - lambda_P * BCE`` (phase 2, anonymizer step)."""
     return spars + lambda_a * action_ce - lambda_p * privacy_bce
+
+
+def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_mask: torch.Tensor,
+                               tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """Mean absolute error over the kept tubelets only (B x 3 x T x H x W videos, B x L x N mask)."""
+    from stprivacy.layers.tubelets import video_to_tubelets
+
+    diff = video_to_tubelets((output - target).abs(), tubelet).mean(-1)  # B x S
+    keep = keep_mask.reshape(diff.shape).to(diff.dtype)
+    return (diff * keep).sum() / keep.sum().clamp_min(1.0)

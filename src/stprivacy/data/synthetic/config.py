@@ -47,6 +47,8 @@ class SynthConfig:
 SYNTH_PRESETS: dict[str, SynthConfig] = {
     "quick": SynthConfig(),
     "paper": SynthConfig(num_frames=16, size=112),
+    # 32 x 32 clips for tests and smoke runs of the tiny model.
+    "tiny": SynthConfig(size=32),
     "hard": SynthConfig(position_jitter=0.15, scale_jitter=0.15, texture=0.12, clutter=4, noise=0.04),
 }
 

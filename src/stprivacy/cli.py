@@ -1,0 +1,155 @@
+"""``stprivacy`` command line: a thin layer over :mod:`stprivacy.pipeline` and the data tools.
+
+    stprivacy benchmark --preset synth-quick --out runs/demo       everything: data, phases 1-3, baselines, report
+    stprivacy train --preset P --out RUN [--restart] [--set k=v]   phases 1-2 (resumes an existing RUN)
+    stprivacy evaluate --run RUN                                   phase 3 and the keep-ratio sweep
+    stprivacy synth --out DIR --train-size N --test-size M         write the synthetic benchmark as mp4 + CSV
+    stprivacy data check --preset P [--set data.root=...]          what a dataset root holds and lacks
+    stprivacy presets                                              list the experiment presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from stprivacy.errors import STPrivacyError
+
+
+def _experiment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", required=True, help="experiment preset name or YAML file (see `stprivacy presets`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted config override, e.g. --set train.phase1_epochs=10 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stprivacy", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="phases 1 and 2: train the anonymizer (resumes an existing run folder)")
+    _experiment_args(p)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--restart", action="store_true", help="discard the run folder's checkpoints and start over")
+
+    p = sub.add_parser("evaluate", help="phase 3: fresh recognizers and attackers on anonymized clips, the sweep")
+    p.add_argument("--run", required=True, help="run folder written by `train` or `benchmark`")
+
+    p = sub.add_parser("benchmark", help="train, evaluate and compare with the baselines in one run folder")
+    _experiment_args(p)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--restart", action="store_true", help="start over instead of resuming")
+
+    p = sub.add_parser("synth", help="write synthetic clips to disk as H.264 mp4 plus manifest CSVs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--preset", default="quick", help="synthetic preset: quick, paper, hard, tiny")
+    p.add_argument("--train-size", type=int, default=1000)
+    p.add_argument("--test-size", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("data", help="dataset tools")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="verify a dataset root against its labels and splits")
+    _experiment_args(c)
+    c.add_argument("--decode", action="store_true", help="also open every found video (slow)")
+
+    sub.add_parser("presets", help="list the experiment presets")
+    return parser
+
+
+def _cmd_train(args) -> None:
+    from stprivacy import pipeline
+    from stprivacy.config import load_experiment
+
+    run = pipeline.prepare_run(load_experiment(args.preset, args.overrides), args.out, args.restart)
+    pipeline.train(run)
+    print(f"trained anonymizer: {run.checkpoint(pipeline.ANONYMIZER).with_suffix('.safetensors')}")
+
+
+def _cmd_evaluate(args) -> None:
+    from stprivacy import pipeline
+    from stprivacy.evaluation.report import markdown_table
+    from stprivacy.training.run_dir import RunDir
+
+    report = pipeline.evaluate(RunDir(args.run))
+    print(markdown_table(report))
+    print(f"report: {Path(args.run) / 'report.json'}")
+
+
+def _cmd_benchmark(args) -> None:
+    from stprivacy import pipeline
+    from stprivacy.config import load_experiment
+    from stprivacy.evaluation.report import markdown_table
+
+    report = pipeline.benchmark(load_experiment(args.preset, args.overrides), args.out, args.restart)
+    print(markdown_table(report))
+    print(f"report: {Path(args.out) / 'report.md'}, plot: {Path(args.out) / 'tradeoff.png'}")
+
+
+def _cmd_synth(args) -> None:
+    from stprivacy.data.synthetic import synth_preset
+    from stprivacy.data.synthetic.dataset import render_split, write_split
+
+    cfg = synth_preset(args.preset)
+    for split, size in (("train", args.train_size), ("test", args.test_size)):
+        csv = write_split(render_split(cfg, size, args.seed, split), Path(args.out), split)
+        print(f"{split}: {size} clips, manifest {csv}")
+
+
+def _cmd_data_check(args) -> None:
+    from stprivacy.config import load_experiment
+    from stprivacy.data.build import _real_entries
+    from stprivacy.data.video_io import probe_fps
+    from stprivacy.errors import VideoReadError
+
+    cfg = load_experiment(args.preset, args.overrides)
+    if cfg.data.kind == "synthetic":
+        print("synthetic data is rendered on the fly: nothing to check")
+        return
+    train, test, classes, attrs, report = _real_entries(cfg.data, cfg.seed)
+    if args.decode:
+        for e in train + test:
+            try:
+                probe_fps(e.path)
+            except VideoReadError:
+                report.unreadable.append(str(e.path))
+    print(f"{cfg.data.kind}: {len(classes)} classes, attributes {', '.join(attrs)}; "
+          f"train {len(train)}, test {len(test)} videos")
+    print(report.summary())
+
+
+def _cmd_presets(_args) -> None:
+    from stprivacy.config import preset_names, read_yaml
+
+    for name in preset_names():
+        print(f"{name:20s} {read_yaml(name).get('name', '')}")
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark, "synth": _cmd_synth,
+            "presets": _cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.command == "data":
+            _cmd_data_check(args)
+        else:
+            COMMANDS[args.command](args)
+    except STPrivacyError as exc:
+        print(f"stprivacy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stprivacy: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

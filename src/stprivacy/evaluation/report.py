@@ -1,0 +1,145 @@
+"""``report.json`` (stable schema, see the README), ``report.md`` and ``tradeoff.png`` from phase-3 results.
+
+Per seed the headline privacy number is the worst case over attackers (highest cMAP); the report gives the mean and
+the standard deviation of that over seeds, and every attacker's own numbers beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from stprivacy.evaluation.phase3 import AttackResult, MethodResult
+
+SCHEMA_VERSION = 1
+
+
+def result_to_json(r: MethodResult) -> dict:
+    return {"name": r.name, "keep_ratio": r.keep_ratio, "seed": r.seed, "action_top1": r.action_top1,
+            "attackers": {k: asdict(v) for k, v in r.attackers.items()}}
+
+
+def result_from_json(d: dict) -> MethodResult:
+    return MethodResult(d["name"], d["keep_ratio"], d["seed"], d["action_top1"],
+                        {k: AttackResult(**v) for k, v in d["attackers"].items()})
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
+    groups: dict[tuple, list[MethodResult]] = defaultdict(list)
+    for r in results:
+        groups[(r.name, r.keep_ratio)].append(r)
+    methods = []
+    for (name, ratio), rs in groups.items():
+        rs.sort(key=lambda r: r.seed)
+        top1, top1_sd = _mean_std([r.action_top1 for r in rs])
+        worst = [r.worst[1] for r in rs]
+        cm, cm_sd = _mean_std([w.cmap for w in worst])
+        f1, f1_sd = _mean_std([w.f1 for w in worst])
+        attackers = {}
+        for kind in rs[0].attackers:
+            per = [r.attackers[kind] for r in rs]
+            aps = np.array([[np.nan if a is None else a for a in p.per_attribute_ap] for p in per], dtype=float)
+            attackers[kind] = {
+                "cmap": _mean_std([p.cmap for p in per])[0], "cmap_std": _mean_std([p.cmap for p in per])[1],
+                "f1": _mean_std([p.f1 for p in per])[0],
+                "per_attribute_ap": dict(zip(attribute_names, np.nanmean(aps, 0).round(3).tolist(), strict=True)),
+            }
+        methods.append({
+            "name": name, "keep_ratio": ratio,
+            "action_top1": top1, "action_top1_std": top1_sd,
+            "privacy_cmap": cm, "privacy_cmap_std": cm_sd,
+            "privacy_f1": f1, "privacy_f1_std": f1_sd,
+            "worst_attacker": [r.worst[0] for r in rs],
+            "attackers": attackers,
+            "seeds": [r.seed for r in rs],
+        })
+    order = {"raw": 0, "stprivacy": 2}
+    methods.sort(key=lambda m: (order.get(m["name"], 1), m["name"], -(m["keep_ratio"] or 0)))
+    return methods
+
+
+def build_report(dataset: str, attribute_names, chance: float, results: list[MethodResult]) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "attributes": list(attribute_names),
+            "chance_cmap": chance, "methods": aggregate(results, attribute_names)}
+
+
+def markdown_table(report: dict) -> str:
+    lines = [f"# Results on {report['dataset']}", "",
+             f"Chance cMAP (label prior of the test split): {report['chance_cmap']:.2f}. "
+             "Privacy numbers are the worst case over attackers; lower is better. Mean ± std over seeds.", "",
+             "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | worst attacker | "
+             + " | ".join(f"cMAP {k}" for k in _attacker_names(report)) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
+    for m in report["methods"]:
+        ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
+        per = " | ".join(f"{m['attackers'][k]['cmap']:.2f}" if k in m["attackers"] else ""
+                         for k in _attacker_names(report))
+        lines.append(f"| {m['name']} | {ratio} | {m['action_top1']:.2f} ± {m['action_top1_std']:.2f} | "
+                     f"{m['privacy_cmap']:.2f} ± {m['privacy_cmap_std']:.2f} | {m['privacy_f1']:.3f} | "
+                     f"{'/'.join(sorted(set(m['worst_attacker'])))} | {per} |")
+    lines += ["", "Per-attribute AP (%) of the worst attacker family:", "",
+              "| method | keep ratio | " + " | ".join(report["attributes"]) + " |",
+              "|---|---|" + "---|" * len(report["attributes"])]
+    for m in report["methods"]:
+        kind = max(m["attackers"], key=lambda k: m["attackers"][k]["cmap"])
+        aps = m["attackers"][kind]["per_attribute_ap"]
+        ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
+        lines.append(f"| {m['name']} ({kind}) | {ratio} | " + " | ".join(
+            "n/a" if aps[a] is None or np.isnan(aps[a]) else f"{aps[a]:.1f}" for a in report["attributes"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _attacker_names(report: dict) -> list[str]:
+    names: list[str] = []
+    for m in report["methods"]:
+        for k in m["attackers"]:
+            if k not in names:
+                names.append(k)
+    return names
+
+
+def plot_tradeoff(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    curve = sorted((m for m in report["methods"] if m["name"] == "stprivacy"), key=lambda m: m["keep_ratio"])
+    if curve:
+        ax.errorbar([m["privacy_cmap"] for m in curve], [m["action_top1"] for m in curve],
+                    xerr=[m["privacy_cmap_std"] for m in curve], yerr=[m["action_top1_std"] for m in curve],
+                    marker="o", color="tab:red", label="STPrivacy (keep ratio a)", capsize=3)
+        for m in curve:
+            ax.annotate(f"a={m['keep_ratio']:g}", (m["privacy_cmap"], m["action_top1"]), textcoords="offset points",
+                        xytext=(5, -10), fontsize=8)
+    others = [m for m in report["methods"] if m["name"] != "stprivacy"]
+    markers = "s^vD<>phX*"
+    for i, m in enumerate(others):
+        ax.errorbar(m["privacy_cmap"], m["action_top1"], xerr=m["privacy_cmap_std"], yerr=m["action_top1_std"],
+                    marker=markers[i % len(markers)], linestyle="none", capsize=3, label=m["name"])
+    ax.axvline(report["chance_cmap"], color="grey", linestyle="--", label="chance cMAP")
+    ax.set_xlabel("privacy cMAP, worst attacker (%)  ← better")
+    ax.set_ylabel("action top-1 (%)  better →")
+    ax.set_title(f"Action-privacy trade-off: {report['dataset']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out_dir / "report.md").write_text(markdown_table(report), encoding="utf-8")
+    plot_tradeoff(report, out_dir / "tradeoff.png")

@@ -1,0 +1,154 @@
+"""The three commands as a Python API: :func:`train` (phases 1-2), :func:`evaluate` (phase 3 and the trade-off
+sweep), :func:`benchmark` (both, baselines included). The CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from stprivacy.config import ExperimentConfig
+from stprivacy.data.build import build_datasets
+from stprivacy.data.clips import ClipSet
+from stprivacy.errors import CheckpointError, ConfigError
+from stprivacy.evaluation.metrics import chance_cmap
+from stprivacy.evaluation.phase3 import MethodResult, anonymize_clips, evaluate_clips
+from stprivacy.evaluation.report import build_report, result_from_json, result_to_json, write_report
+from stprivacy.models import STPrivacy
+from stprivacy.runtime import seed_everything
+from stprivacy.training.checkpoint import checkpoint_exists, load_modules, read_metadata, save_checkpoint
+from stprivacy.training.phase1 import train_phase1
+from stprivacy.training.phase2 import train_phase2
+from stprivacy.training.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+
+#: The deployable anonymizer of a run (weights only), written when phase 2 ends.
+ANONYMIZER = "anonymizer"
+
+
+def _check_model_fits_data(cfg: ExperimentConfig, clips: ClipSet) -> None:
+    t, h, w = clips.clip_shape
+    for section in ("model", "recognizer"):
+        m = getattr(cfg, section)
+        if (m.num_frames, m.img_size, m.img_size) != (t, h, w):
+            raise ConfigError(f"{section} expects {m.num_frames}x{m.img_size}x{m.img_size} clips but the data gives "
+                              f"{t}x{h}x{w}; set {section}.num_frames / {section}.img_size or the data's sampling")
+
+
+def prepare_run(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> RunDir:
+    """Create a run folder, or reopen an existing one to resume it (its saved config wins over ``cfg``)."""
+    run = RunDir(out)
+    if run.exists() and restart:
+        shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+        shutil.rmtree(run.eval_dir, ignore_errors=True)
+        for name in ("log.jsonl", "report.json", "report.md", "tradeoff.png"):
+            (run.path / name).unlink(missing_ok=True)
+    if run.exists() and not restart:
+        log.info("resuming run %s", run.path)
+        run.log("resume")
+    else:
+        run.create(cfg)
+        run.log("start", name=cfg.name)
+    return run
+
+
+def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy:
+    """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer."""
+    cfg = run.config()
+    cfg.runtime.apply_threads()
+    seed_everything(cfg.seed)
+    train_clips, _ = data if data is not None else build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)[:2]
+    _check_model_fits_data(cfg, train_clips)
+    model = STPrivacy(cfg.model, num_classes=len(train_clips.action_names))
+    final = run.checkpoint(ANONYMIZER)
+    if checkpoint_exists(final):
+        load_modules(final, {"anonymizer": model})
+        return model
+    if not checkpoint_exists(run.checkpoint("phase2")):
+        train_phase1(model, train_clips, cfg, run)
+    model, _ = train_phase2(model, train_clips, cfg, run)
+    save_checkpoint(final, {"anonymizer": model}, metadata={"phase": 2, "num_classes": len(train_clips.action_names),
+                                                            "model": json.loads(json.dumps(cfg.model.__dict__))})
+    run.log("trained")
+    return model
+
+
+def load_anonymizer(run_dir: str | Path) -> STPrivacy:
+    """The trained anonymizer of a run folder, in eval mode."""
+    run = RunDir(run_dir)
+    cfg = run.config()
+    stem = run.checkpoint(ANONYMIZER)
+    if not checkpoint_exists(stem):
+        raise CheckpointError(f"{run.path} has no trained anonymizer (checkpoints/{ANONYMIZER}.safetensors); "
+                              "run `stprivacy train` on it first")
+    meta = read_metadata(stem)
+    model = STPrivacy(cfg.model, num_classes=int(meta["num_classes"]))
+    load_modules(stem, {"anonymizer": model})
+    return model.eval()
+
+
+def _result_path(run: RunDir, name: str, keep_ratio: float | None, seed: int) -> Path:
+    tag = name if keep_ratio is None else f"{name}_a{keep_ratio:g}"
+    return run.eval_dir / f"{tag}_seed{seed}.json"
+
+
+def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
+    """Phase 3 for every baseline and every deployment keep ratio, over the configured seeds; writes the reports.
+
+    Each (method, keep ratio, seed) result is saved as soon as it exists, so an interrupted evaluation resumes.
+    """
+    from stprivacy.models.baselines import apply_baseline
+
+    cfg = run.config()
+    cfg.runtime.apply_threads()
+    if cfg.evaluate.data is not None:  # unseen actions: evaluate on another dataset
+        train_clips, test_clips, _ = build_datasets(cfg.evaluate.data, cfg.seed, cfg.runtime.progress)
+    elif data is not None:
+        train_clips, test_clips = data
+    else:
+        train_clips, test_clips, _ = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
+    _check_model_fits_data(cfg, train_clips)
+    model = load_anonymizer(run.path)
+    run.eval_dir.mkdir(parents=True, exist_ok=True)
+    results: list[MethodResult] = []
+
+    def cached_or_run(name, ratio, seed, make_clips):
+        path = _result_path(run, name, ratio, seed)
+        if path.is_file():
+            return result_from_json(json.loads(path.read_text()))
+        tr, te = make_clips()
+        r = evaluate_clips(name, ratio, tr, te, cfg, seed)
+        path.write_text(json.dumps(result_to_json(r), indent=1))
+        run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,
+                privacy_cmap=r.worst[1].cmap, worst_attacker=r.worst[0])
+        return r
+
+    for s in range(cfg.evaluate.seeds):
+        seed = cfg.seed + s
+        for name in cfg.evaluate.baselines:
+            results.append(cached_or_run(name, None, seed, lambda n=name: (
+                apply_baseline(n, train_clips), apply_baseline(n, test_clips))))
+        for a in cfg.evaluate.keep_ratios:
+            results.append(cached_or_run("stprivacy", a, seed, lambda a=a: (
+                anonymize_clips(model, train_clips, a, cfg.runtime), anonymize_clips(model, test_clips, a, cfg.runtime))))
+    data_cfg = cfg.evaluate.data or cfg.data
+    dataset = data_cfg.kind + (f":{data_cfg.synth_preset}" if data_cfg.kind == "synthetic" else "")
+    if cfg.evaluate.data is not None:
+        dataset = f"{cfg.data.kind} -> {dataset}"
+    report = build_report(dataset, test_clips.attribute_names, chance_cmap(test_clips.attributes.numpy()), results)
+    write_report(report, run.path)
+    run.log("report", methods=len(report["methods"]))
+    return report
+
+
+def benchmark(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> dict:
+    """Everything in one run folder: data, phases 1-2, phase 3 for STPrivacy and the baselines, reports."""
+    run = prepare_run(cfg, out, restart)
+    cfg = run.config()
+    cfg.runtime.apply_threads()
+    train_clips, test_clips, report = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
+    log.info("data: %s", report.summary())
+    train(run, (train_clips, test_clips))
+    return evaluate(run, (train_clips, test_clips))

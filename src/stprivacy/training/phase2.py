@@ -1,0 +1,120 @@
+"""Phase 2, adversarial training of the anonymizer against auxiliary recognizers.
+
+Each batch alternates two steps (written out once, here):
+
+1. anonymizer step, recognizers frozen::
+
+       L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)
+
+   ``f(x)`` is the training-mode output (Gumbel masks) and its keep mask travels with it into A and P (masked
+   attention, masked mean pooling), so gradients reach the token scorers through both.
+2. recognizer step, anonymizer output detached: A minimises its CE, P (every member of the privacy ensemble)
+   its BCE.
+
+Options (off by default, as in the paper): an ensemble of privacy recognizers where the anonymizer fights the
+strongest one per batch (smallest BCE), and re-initialising the privacy recognizers every few epochs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from stprivacy.config import ExperimentConfig
+from stprivacy.data.clips import ClipSet
+from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss, privacy_loss
+from stprivacy.models import STPrivacy, VideoRecognizer
+from stprivacy.training.batches import iterate_batches
+from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
+from stprivacy.training.optim import make_optimizer, warmup_cosine
+from stprivacy.training.run_dir import RunDir
+from stprivacy.training.state import restore_trainer, trainer_state
+
+
+class Adversaries(nn.Module):
+    """The auxiliary action recognizer A and the privacy recognizer(s) P of phase 2."""
+
+    def __init__(self, cfg: ExperimentConfig, num_actions: int, num_attributes: int):
+        super().__init__()
+        self.action = VideoRecognizer(cfg.recognizer, num_actions)
+        self.privacy = nn.ModuleList(VideoRecognizer(cfg.recognizer, num_attributes)
+                                     for _ in range(cfg.train.privacy_ensemble))
+
+    def restart_privacy(self) -> None:
+        for p in self.privacy:
+            fresh = VideoRecognizer(p.cfg, p.head.out_features).to(next(p.parameters()).device)
+            p.load_state_dict(fresh.state_dict())
+
+
+def anonymizer_step(f: STPrivacy, adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
+    out = f(batch["video"])
+    spars = keep_ratio_loss(out.decisions, f.stage_ratios())
+    ce = action_loss(adv.action(out.video, out.keep_mask).float(), batch["action"])
+    bces = torch.stack([privacy_loss(p(out.video, out.keep_mask).float(), batch["attributes"]) for p in adv.privacy])
+    bce = bces.min()  # the strongest privacy recognizer
+    total = anonymizer_objective(spars, ce, bce, lambda_a, lambda_p)
+    return out, {"spars": spars, "ce_A": ce, "bce_P": bce, "total": total}
+
+
+def recognizer_step(adv: Adversaries, video: torch.Tensor, keep: torch.Tensor, batch: dict):
+    ce = action_loss(adv.action(video, keep).float(), batch["action"])
+    bce = sum(privacy_loss(p(video, keep).float(), batch["attributes"]) for p in adv.privacy)
+    return {"rec_ce_A": ce, "rec_bce_P": bce / len(adv.privacy), "total": ce + bce}
+
+
+def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir) -> tuple[STPrivacy, Adversaries]:
+    tc, runtime = cfg.train, cfg.runtime
+    device = runtime.torch_device()
+    adv = Adversaries(cfg, len(train.action_names), len(train.attribute_names)).to(device)
+    f.to(device).train()
+    adv.train()
+    steps = max(1, -(-len(train) // tc.batch_size))
+    opts = {"anonymizer": make_optimizer(f, tc.peak_lr(), tc.weight_decay),
+            "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay)}
+    scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    stem = run.checkpoint("phase2")
+    start = 0
+    if checkpoint_exists(stem):
+        load_modules(stem, {"anonymizer": f, "adversaries": adv})
+        start = restore_trainer(load_state(stem), opts, scheds, gen)
+    for epoch in range(start, tc.phase2_epochs):
+        if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
+            adv.restart_privacy()
+            run.log("privacy_restart", phase=2, epoch=epoch + 1)
+        sums: dict[str, float] = {}
+        bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
+                   desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False, disable=not runtime.progress)
+        for batch in bar:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            adv.requires_grad_(False)
+            with runtime.autocast(device):
+                out, f_losses = anonymizer_step(f, adv, batch, tc.lambda_a, tc.lambda_p)
+            _check_finite(f_losses, epoch)
+            opts["anonymizer"].zero_grad(set_to_none=True)
+            f_losses["total"].backward()
+            opts["anonymizer"].step()
+            adv.requires_grad_(True)
+            with runtime.autocast(device):
+                r_losses = recognizer_step(adv, out.video.detach(), out.keep_mask.detach(), batch)
+            _check_finite(r_losses, epoch)
+            opts["adversaries"].zero_grad(set_to_none=True)
+            r_losses["total"].backward()
+            opts["adversaries"].step()
+            for s in scheds.values():
+                s.step()
+            for k, v in {**f_losses, **r_losses}.items():
+                if k != "total":
+                    sums[k] = sums.get(k, 0.0) + v.item() / steps
+            bar.set_postfix(ce_A=f"{f_losses['ce_A'].item():.3f}", bce_P=f"{f_losses['bce_P'].item():.3f}")
+        run.log("epoch", phase=2, epoch=epoch + 1, **{k: round(v, 5) for k, v in sums.items()})
+        save_checkpoint(stem, {"anonymizer": f, "adversaries": adv}, trainer_state(epoch + 1, opts, scheds, gen),
+                        {"phase": 2, "epoch": epoch + 1})
+    return f, adv
+
+
+def _check_finite(losses: dict[str, torch.Tensor], epoch: int) -> None:
+    bad = {k: v.item() for k, v in losses.items() if not torch.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"phase 2: non-finite loss at epoch {epoch + 1}: {bad}")
