@@ -39,3 +39,19 @@ def test_mask_gradient_reaches_keep_values():
     keep = torch.tensor([[1.0, 0.0, 1.0, 1.0]], requires_grad=True)
     attn(torch.randn(1, 4, 8), keep).pow(2).sum().backward()
     assert keep.grad is not None and keep.grad.abs().sum() > 0
+
+
+def test_differentiable_path_is_finite_when_forbidden_scores_dominate():
+    """A dropped key with a huge score must not underflow the allowed weights to 0 / 0."""
+    attn = MaskedAttention(4, 1)
+    with torch.no_grad():
+        attn.qkv.weight.zero_()
+        attn.qkv.bias.zero_()
+        attn.qkv.weight[:4].copy_(torch.eye(4) * 30)  # q = 30 x
+        attn.qkv.weight[4:8].copy_(torch.eye(4) * 30)  # k = 30 x
+    x = torch.zeros(1, 3, 4)
+    x[0, 0, 0], x[0, 1, 0], x[0, 2, 1] = 1.0, 40.0, 1.0  # token 1 (dropped) has an enormous score with token 0
+    keep = torch.tensor([[1.0, 0.0, 1.0]], requires_grad=True)
+    out = attn(x, keep)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, attn(x, keep.detach()), atol=1e-4, rtol=1e-4)

@@ -224,5 +224,18 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def abort(self) -> None:
+        """Close without finishing and delete the partial file (after an error)."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except (OSError, av.error.FFmpegError):
+                pass
+            self._container = None
+        self.path.unlink(missing_ok=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()

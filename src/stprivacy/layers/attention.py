@@ -58,8 +58,11 @@ def _weighted_softmax_attention(
 ) -> torch.Tensor:
     """Attention whose weights are multiplied by a differentiable mask before normalisation."""
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    scores = scores - scores.amax(dim=-1, keepdim=True).detach()
-    weights = scores.exp() * allowed
-    # The diagonal is always allowed, so the denominator is at least exp(s_ii - max) > 0.
+    # Shift by the largest *allowed* score: shifting by a forbidden one can underflow every allowed weight to zero
+    # (0 / 0 = NaN). With this shift the largest allowed weight is exp(0) = 1, so the denominator is >= 1.
+    # Forbidden scores may lie far above the shift; capping them keeps exp finite (inf * 0 = NaN) and bounds the
+    # mask's gradient, while allowed entries (all <= 0 after the shift) are untouched.
+    shift = scores.masked_fill(allowed <= 0, torch.finfo(scores.dtype).min).amax(dim=-1, keepdim=True).detach()
+    weights = (scores - shift).clamp(max=20.0).exp() * allowed
     weights = weights / weights.sum(dim=-1, keepdim=True)
     return weights @ v

@@ -52,26 +52,36 @@ def sample_labels(rng: np.random.Generator, cfg: SynthConfig) -> tuple[int, np.n
     return action, (rng.random(len(ATTRIBUTES)) < p).astype(np.int64)
 
 
-def render_clip(seed: int | tuple[int, ...], cfg: SynthConfig) -> RenderedClip:
-    """Render one clip, fully determined by ``seed`` and ``cfg``."""
-    rng = np.random.default_rng(seed)
-    action, attrs = sample_labels(rng, cfg)
-    canvas = _Canvas(cfg.num_frames, cfg.size, rng, cfg)
+def render_clip(seed: int | tuple[int, ...], cfg: SynthConfig, action: int | None = None,
+                attributes: np.ndarray | None = None) -> RenderedClip:
+    """Render one clip, fully determined by ``seed`` and ``cfg``.
+
+    Labels, scene, bystander, look and motion draw from separate random streams, so overriding ``action`` or
+    ``attributes`` (for tests and illustrations) changes only what they define.
+    """
+    ss = np.random.SeedSequence(list(seed) if isinstance(seed, tuple) else seed)
+    r_labels, r_scene, r_other, r_look, r_motion = (np.random.default_rng(s) for s in ss.spawn(5))
+    sampled_action, sampled_attrs = sample_labels(r_labels, cfg)
+    action = sampled_action if action is None else int(action)
+    attrs = sampled_attrs if attributes is None else np.asarray(attributes, dtype=np.int64)
+    canvas = _Canvas(cfg.num_frames, cfg.size, r_scene, cfg)
     skin_attr, face, gender, nudity, relation = (int(v) for v in attrs)
     if relation:
-        side = rng.choice([-1.0, 1.0])
-        other = _Appearance.random(rng, skin=int(rng.integers(2)), face=int(rng.integers(2)),
-                                   gender=int(rng.integers(2)), nudity=int(rng.integers(2)))
-        height = cfg.figure_height * cfg.size * rng.uniform(0.5, 0.6)
-        centre = np.array([cfg.size * (0.5 + side * rng.uniform(0.33, 0.40)), cfg.size * rng.uniform(0.52, 0.6)])
-        _draw_figure(canvas, _idle_pose(cfg.num_frames, height, centre, rng), other, height, cfg)
-    look = _Appearance.random(rng, skin=skin_attr, face=face, gender=gender, nudity=nudity)
-    height = cfg.figure_height * cfg.size * rng.uniform(1 - cfg.scale_jitter, 1 + cfg.scale_jitter)
-    jitter = rng.uniform(-cfg.position_jitter, cfg.position_jitter, size=2) * cfg.size
+        side = r_other.choice([-1.0, 1.0])
+        other = _Appearance.random(r_other, skin=int(r_other.integers(2)), face=int(r_other.integers(2)),
+                                   gender=int(r_other.integers(2)), nudity=int(r_other.integers(2)))
+        height = cfg.figure_height * cfg.size * r_other.uniform(0.5, 0.6)
+        centre = np.array([cfg.size * (0.5 + side * r_other.uniform(0.33, 0.40)),
+                           cfg.size * r_other.uniform(0.52, 0.6)])
+        _draw_figure(canvas, _idle_pose(cfg.num_frames, height, centre, r_other), other, height, cfg)
+    look = _Appearance.random(r_look, skin=skin_attr, face=face, gender=gender, nudity=nudity)
+    height = cfg.figure_height * cfg.size * r_motion.uniform(1 - cfg.scale_jitter, 1 + cfg.scale_jitter)
+    jitter = r_motion.uniform(-cfg.position_jitter, cfg.position_jitter, size=2) * cfg.size
     centre = np.array([cfg.size / 2, cfg.size / 2 + 0.04 * height]) + jitter
-    pose = _action_pose(action, cfg, height, centre, rng)
+    pose = _action_pose(action, cfg, height, centre, r_motion)
     _draw_figure(canvas, pose, look, height, cfg)
-    return RenderedClip(canvas.finish(rng), action, attrs, (canvas.person * 255).round().astype(np.uint8))
+    frames = canvas.finish(r_scene)
+    return RenderedClip(frames, action, attrs, (canvas.person * 255).round().astype(np.uint8))
 
 
 # ----------------------------------------------------------------------------------------------- appearance

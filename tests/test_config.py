@@ -1,0 +1,60 @@
+import pytest
+
+from stprivacy.config import ExperimentConfig, apply_overrides, from_dict, load_experiment, preset_names, to_dict
+from stprivacy.errors import ConfigError
+from stprivacy.layers import TubeletGrid
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_and_round_trips(name):
+    cfg = load_experiment(name)
+    assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
+    # models must fit the clips the data gives, and the grid must be valid
+    TubeletGrid(cfg.model.num_frames, cfg.model.img_size, cfg.model.img_size, cfg.model.tubelet)
+    if cfg.data.kind != "synthetic":
+        assert cfg.data.sampling.num_frames == cfg.model.num_frames == cfg.recognizer.num_frames
+        assert cfg.data.sampling.size == cfg.model.img_size
+
+
+def test_paper_presets_have_the_paper_settings():
+    cfg = load_experiment("vp-hmdb51")
+    assert (cfg.model.embed_dim, cfg.model.depth, cfg.model.num_heads) == (384, 12, 6)
+    assert cfg.model.selection_points == (3, 6, 9) and cfg.model.keep_ratio == 0.7
+    assert (cfg.train.phase1_epochs, cfg.train.phase2_epochs, cfg.evaluate.epochs) == (80, 40, 80)
+    assert cfg.train.lambda_a == cfg.train.lambda_p == 0.5
+    assert cfg.train.peak_lr() == pytest.approx(1e-3 * 32 / 512)
+    assert cfg.evaluate.keep_ratios == (1.0, 0.85, 0.7, 0.55, 0.4)
+    cross = load_experiment("ucf101-to-hmdb51")
+    assert cross.data.kind == "ucf101" and cross.evaluate.data.kind == "hmdb51"
+
+
+def test_overrides_are_typed():
+    cfg = load_experiment("synth-quick", ["train.phase1_epochs=7", "model.keep_ratio=0.5", "evaluate.keep_ratios=[1, 0.5]"])
+    assert cfg.train.phase1_epochs == 7 and cfg.model.keep_ratio == 0.5
+    assert cfg.evaluate.keep_ratios == (1.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=3", "unknown key"),
+        ("train.phase1_epochs=three", "integer"),
+        ("model.keep_ratio=1.5", "keep_ratio"),
+        ("data.kind=imagenet", "data.kind"),
+        ("runtime.precision=fp8", "precision"),
+        ("noequals", "key=value"),
+        ("model.preset=vit-xl", "unknown model preset"),
+    ],
+)
+def test_bad_overrides_give_clear_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_experiment("synth-quick", [override])
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="synth-quick"):
+        load_experiment("no-such-preset")
+
+
+def test_apply_overrides_creates_nested_sections():
+    assert apply_overrides({}, ["evaluate.data.kind=hmdb51"]) == {"evaluate": {"data": {"kind": "hmdb51"}}}

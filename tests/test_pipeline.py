@@ -1,0 +1,129 @@
+"""End to end on the tiny preset: every phase for a step or two, resuming, reports, the CLI."""
+
+import json
+
+import pytest
+import torch
+
+from stprivacy import pipeline
+from stprivacy.cli import main
+from stprivacy.config import load_experiment
+from stprivacy.data.build import build_datasets
+from stprivacy.evaluation import phase3
+from stprivacy.training.checkpoint import load_state
+from stprivacy.training.run_dir import RunDir
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    cfg = load_experiment("tiny")
+    train, test, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    return train, test
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_training_logs_checkpoints_each_phase(tmp_path, tiny_data):
+    run = pipeline.prepare_run(load_experiment("tiny"), tmp_path / "run")
+    pipeline.train(run, tiny_data)
+    for name in ("phase1", "phase2", "anonymizer"):
+        assert (run.path / "checkpoints" / f"{name}.safetensors").is_file()
+    log = run.read_log()
+    phases = [r["phase"] for r in log if r["event"] == "epoch"]
+    assert phases == [1, 2]
+    p2 = next(r for r in log if r["event"] == "epoch" and r["phase"] == 2)
+    assert {"spars", "ce_A", "bce_P", "rec_ce_A", "rec_bce_P"} <= set(p2)
+    assert load_state(run.checkpoint("phase2"))["epoch"] == 1
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
+    over = ["train.phase1_epochs=2", "train.phase2_epochs=2"]
+    full = pipeline.prepare_run(load_experiment("tiny", over), tmp_path / "full")
+    uninterrupted = _weights(pipeline.train(full, tiny_data))
+
+    # stop after phase 1 epoch 1, then resume twice with the same command
+    part = pipeline.prepare_run(load_experiment("tiny", ["train.phase1_epochs=1", "train.phase2_epochs=0"]),
+                                tmp_path / "part")
+    pipeline.train(part, tiny_data)
+    (part.checkpoint("anonymizer").with_suffix(".safetensors")).unlink()
+    (part.checkpoint("phase2").with_suffix(".safetensors")).unlink()
+    from stprivacy.config import save_experiment
+
+    save_experiment(load_experiment("tiny", over), part.config_path)
+    resumed = _weights(pipeline.train(pipeline.prepare_run(load_experiment("tiny"), part.path), tiny_data))
+    for k in uninterrupted:
+        torch.testing.assert_close(resumed[k], uninterrupted[k], rtol=0, atol=0, msg=k)
+
+
+def test_evaluation_report_schema_and_resume(tmp_path, tiny_data, monkeypatch):
+    run = pipeline.prepare_run(load_experiment("tiny"), tmp_path / "run")
+    pipeline.train(run, tiny_data)
+    report = pipeline.evaluate(run, tiny_data)
+    assert {"dataset", "attributes", "chance_cmap", "methods"} <= set(report)
+    names = [(m["name"], m["keep_ratio"]) for m in report["methods"]]
+    assert names == [("raw", None), ("stprivacy", 1.0), ("stprivacy", 0.7)]
+    for m in report["methods"]:
+        assert set(m["attackers"]) == {"vit", "frame"}
+        assert m["privacy_cmap"] == pytest.approx(
+            sum(max(json.loads(p.read_text())["attackers"].values(), key=lambda a: a["cmap"])["cmap"]
+                for p in run.eval_dir.glob(f"{m['name']}{'' if m['keep_ratio'] is None else '_a%g' % m['keep_ratio']}_seed*.json")
+                ) / 2)
+        assert m["seeds"] == [0, 1] and len(m["attackers"]["vit"]["per_attribute_ap"]) == 5
+    for f in ("report.json", "report.md", "tradeoff.png"):
+        assert (run.path / f).stat().st_size > 100
+    # a second evaluation reuses every saved result and trains nothing
+    monkeypatch.setattr(phase3, "fit", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(pipeline, "evaluate_clips", lambda *a, **k: pytest.fail("re-evaluated"))
+    assert pipeline.evaluate(run, tiny_data)["methods"] == report["methods"]
+
+
+def test_attackers_see_only_inference_mode_uint8_clips(tmp_path, tiny_data, monkeypatch):
+    from stprivacy.layers import video_to_tubelets
+    from stprivacy.models import STPrivacy
+
+    run = pipeline.prepare_run(load_experiment("tiny", ["evaluate.seeds=1", "evaluate.baselines=[]"]),
+                               tmp_path / "run")
+    pipeline.train(run, tiny_data)
+    monkeypatch.setattr(STPrivacy, "_forward_masked", lambda *a, **k: pytest.fail("training-mode output in phase 3"))
+    seen = []
+    real = pipeline.evaluate_clips
+
+    def spy(name, ratio, train, test, cfg, seed):
+        seen.append((ratio, train, test))
+        return real(name, ratio, train, test, cfg, seed)
+
+    monkeypatch.setattr(pipeline, "evaluate_clips", spy)
+    pipeline.evaluate(run, tiny_data)
+    for ratio, train, test in seen:
+        for clips in (train, test):
+            assert clips.videos.dtype == torch.uint8
+            assert not any(isinstance(v, torch.nn.Module) for v in vars(clips).values())
+            tub = video_to_tubelets(clips.videos[:, 0].float(), (2, 8, 8)).reshape(len(clips), 4, 16, -1)
+            dropped = clips.keep_masks[:, 0] == 0
+            assert torch.count_nonzero(tub[dropped]) == 0
+            if ratio < 1:
+                assert dropped.any()
+            # the mask that travels with the clip is what the video itself shows
+            assert torch.equal(tub.abs().sum(-1) > 0, ~dropped) or ratio == 1.0
+
+
+def test_cli_benchmark_and_errors(tmp_path, capsys):
+    assert main(["benchmark", "--preset", "tiny", "--out", str(tmp_path / "b"), "--set", "evaluate.seeds=1"]) == 0
+    out = capsys.readouterr().out
+    assert "| raw |" in out and "| stprivacy | 0.70 |" in out
+    assert main(["evaluate", "--run", str(tmp_path / "b")]) == 0
+    assert main(["train", "--preset", "tiny", "--out", str(tmp_path / "c"), "--set", "train.nope=1"]) == 2
+    assert "unknown key" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path / "missing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_train_and_restart_from_cli(tmp_path):
+    out = str(tmp_path / "r")
+    assert main(["train", "--preset", "tiny", "--out", out]) == 0
+    assert main(["train", "--preset", "tiny", "--out", out]) == 0  # nothing left to do: resumes and returns
+    assert RunDir(out).read_log()[-1]["event"] == "resume"
+    assert main(["train", "--preset", "tiny", "--out", out, "--restart"]) == 0
+    assert [r["event"] for r in RunDir(out).read_log()][0] == "start"
