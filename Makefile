@@ -4,14 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The CPU torch wheel is pinned only here; pyproject.toml declares a range for GPU users.
 TORCH_SPEC ?= torch==2.13.0
+# These machines keep the CPU wheel on disk; elsewhere it comes from the PyTorch CPU index.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: demo test venv lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[test,onnx]"
+	$(BIN)/python -m pip install -q $(FIND_LINKS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(FIND_LINKS) -e ".[test,onnx]"
 	touch $@
 
 venv: $(BIN)/.installed

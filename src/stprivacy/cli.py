@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -50,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=int, default=1000)
     p.add_argument("--test-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grid", metavar="PNG", help="also save a picture of sample clips with their labels")
 
     p = sub.add_parser("data", help="dataset tools")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -95,6 +95,10 @@ def _cmd_synth(args) -> None:
     from stprivacy.data.synthetic.dataset import render_split, write_split
 
     cfg = synth_preset(args.preset)
+    if args.grid:
+        from stprivacy.data.synthetic.grid import save_sample_grid
+
+        print(f"sample grid: {save_sample_grid(args.grid, cfg, seed=args.seed)}")
     for split, size in (("train", args.train_size), ("test", args.test_size)):
         csv = write_split(render_split(cfg, size, args.seed, split), Path(args.out), split)
         print(f"{split}: {size} clips, manifest {csv}")

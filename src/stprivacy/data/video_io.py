@@ -171,7 +171,8 @@ class VideoWriter:
         self._stream = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), mode="w", format="mp4")
+            # bitexact: the muxer writes no "Lavf..." version tag of its own
+            self._container = av.open(str(self.path), mode="w", format="mp4", options={"fflags": "+bitexact"})
         except (OSError, av.error.FFmpegError) as exc:
             raise VideoWriteError(f"cannot write video {self.path}: {exc}") from exc
         # No title, date, location, comment or encoder tag of any source is copied; the muxer's own version tags
@@ -185,8 +186,7 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
-        self._stream.codec_context.flags |= "BITEXACT"
+        self._stream.options = {"crf": str(self.crf), "preset": "veryfast", "flags": "+bitexact"}
         self._stream.metadata.clear()
 
     def write(self, frame: np.ndarray) -> None:

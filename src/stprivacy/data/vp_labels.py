@@ -82,5 +82,5 @@ def load_vp_labels(dataset: str) -> LabelTable:
         name = VP_TABLES[dataset]
     except KeyError:
         raise LabelError(f"no VP labels for {dataset!r}; choose one of {sorted(VP_TABLES)}") from None
-    with resources.files("stprivacy.data").joinpath("labels", name).open("r", newline="") as f:
+    with resources.files("stprivacy.data").joinpath("labels").joinpath(name).open("r", newline="") as f:
         return read_label_csv(f)

@@ -60,9 +60,10 @@ def _weighted_softmax_attention(
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     # Shift by the largest *allowed* score: shifting by a forbidden one can underflow every allowed weight to zero
     # (0 / 0 = NaN). With this shift the largest allowed weight is exp(0) = 1, so the denominator is >= 1.
-    # Forbidden scores may lie far above the shift; capping them keeps exp finite (inf * 0 = NaN) and bounds the
-    # mask's gradient, while allowed entries (all <= 0 after the shift) are untouched.
+    # Forbidden scores may lie far above the shift. Capping them at the shift keeps exp finite (inf * 0 = NaN) and
+    # bounds the mask's gradient: a dropped key counts at most as much as the best kept one, as in DynamicViT where
+    # every exp is <= 1. Allowed entries (all <= 0 after the shift) are untouched, so the forward value is exact.
     shift = scores.masked_fill(allowed <= 0, torch.finfo(scores.dtype).min).amax(dim=-1, keepdim=True).detach()
-    weights = (scores - shift).clamp(max=20.0).exp() * allowed
+    weights = (scores - shift).clamp(max=0.0).exp() * allowed
     weights = weights / weights.sum(dim=-1, keepdim=True)
     return weights @ v
