@@ -3,6 +3,8 @@
     stprivacy benchmark --preset synth-quick --out runs/demo       everything: data, phases 1-3, baselines, report
     stprivacy train --preset P --out RUN [--restart] [--set k=v]   phases 1-2 (resumes an existing RUN)
     stprivacy evaluate --run RUN                                   phase 3 and the keep-ratio sweep
+    stprivacy anonymize --run RUN --keep-ratio A IN... -o OUT     anonymize real videos (files or folders)
+    stprivacy export-onnx --run RUN --keep-ratio A -o anon.onnx    the inference-mode anonymizer as ONNX
     stprivacy synth --out DIR --train-size N --test-size M         write the synthetic benchmark as mp4 + CSV
     stprivacy data check --preset P [--set data.root=...]          what a dataset root holds and lacks
     stprivacy presets                                              list the experiment presets
@@ -56,6 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("check", help="verify a dataset root against its labels and splits")
     _experiment_args(c)
     c.add_argument("--decode", action="store_true", help="also open every found video (slow)")
+
+    p = sub.add_parser("anonymize", help="anonymize video files or folders with a trained run's anonymizer")
+    p.add_argument("inputs", nargs="+", help="video files and/or folders (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="output .mp4 (one input file) or folder")
+    p.add_argument("--run", required=True, help="run folder with a trained anonymizer")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--keep-ratio", type=float, help="deployment keep ratio a (default: the run's training a)")
+    group.add_argument("--max-cmap", type=float,
+                       help="pick the largest evaluated keep ratio whose worst-case privacy cMAP is at most this")
+    p.add_argument("--side-by-side", action="store_true", help="write raw | kept tubelets | anonymized (inspection)")
+    p.add_argument("--scale", type=int, default=1, help="integer upscaling of the output frames for viewing")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all available)")
+
+    p = sub.add_parser("export-onnx", help="export a run's inference-mode anonymizer to ONNX at one keep ratio")
+    p.add_argument("--run", required=True)
+    p.add_argument("--keep-ratio", type=float, default=None, help="default: the run's training keep ratio")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file")
 
     sub.add_parser("presets", help="list the experiment presets")
     return parser
@@ -126,6 +145,61 @@ def _cmd_data_check(args) -> None:
     print(report.summary())
 
 
+def _video_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
+    from stprivacy.data.real import VIDEO_EXTENSIONS
+    from stprivacy.errors import VideoReadError
+
+    out = Path(output)
+    jobs: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for f in sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
+                jobs.append((f, out / item.name / f.relative_to(item).with_suffix(".mp4")))
+        elif item.is_file():
+            single = len(inputs) == 1 and out.suffix.lower() == ".mp4"
+            jobs.append((item, out if single else out / item.with_suffix(".mp4").name))
+        else:
+            raise VideoReadError(f"input not found: {item}")
+    if not jobs:
+        raise VideoReadError(f"no video found in {', '.join(inputs)}")
+    return jobs
+
+
+def _cmd_anonymize(args) -> None:
+    import torch
+    from tqdm.auto import tqdm
+
+    from stprivacy.deploy import anonymize_file, pick_keep_ratio
+    from stprivacy.errors import VideoReadError
+    from stprivacy.pipeline import load_anonymizer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_anonymizer(args.run)
+    keep_ratio = (pick_keep_ratio(args.run, args.max_cmap) if args.max_cmap is not None
+                  else args.keep_ratio if args.keep_ratio is not None else model.cfg.keep_ratio)
+    jobs = _video_jobs(args.inputs, args.output)
+    failed = []
+    for src, dst in tqdm(jobs, desc=f"anonymize a={keep_ratio}", unit="video", disable=len(jobs) == 1):
+        try:
+            n = anonymize_file(model, src, dst, keep_ratio, output_scale=args.scale, side_by_side=args.side_by_side)
+            print(f"{src} -> {dst} ({n} frames, a={keep_ratio})")
+        except VideoReadError as exc:
+            failed.append(str(src))
+            print(f"stprivacy: skipped unreadable {src}: {exc}", file=sys.stderr)
+    if failed:
+        raise VideoReadError(f"{len(failed)} of {len(jobs)} videos could not be read")
+
+
+def _cmd_export_onnx(args) -> None:
+    from stprivacy.deploy.onnx_export import export_onnx
+    from stprivacy.pipeline import load_anonymizer
+
+    model = load_anonymizer(args.run)
+    a = model.cfg.keep_ratio if args.keep_ratio is None else args.keep_ratio
+    print(f"exported (a={a}): {export_onnx(model, args.output, a)}")
+
+
 def _cmd_presets(_args) -> None:
     from stprivacy.config import preset_names, read_yaml
 
@@ -134,7 +208,7 @@ def _cmd_presets(_args) -> None:
 
 
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark, "synth": _cmd_synth,
-            "presets": _cmd_presets}
+            "anonymize": _cmd_anonymize, "export-onnx": _cmd_export_onnx, "presets": _cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,6 +80,10 @@ class TrainConfig:
     #: the anonymizer fight the strongest one in each batch (the smallest BCE), VITA's max over the ensemble.
     privacy_restart_every: int = 0
     privacy_ensemble: int = 1
+    #: Attacker families the anonymizer fights in phase 2: ("vit",) is the paper; adding "frame" (a per-frame
+    #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
+    #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
+    privacy_adversaries: tuple[str, ...] = ("vit",)
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512

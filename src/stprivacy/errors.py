@@ -23,3 +23,7 @@ class ConfigError(STPrivacyError, ValueError):
 
 class CheckpointError(STPrivacyError, ValueError):
     """A checkpoint is missing, unreadable, untrusted or does not fit the model."""
+
+
+class KeepRatioError(STPrivacyError, ValueError):
+    """A keep ratio outside 0 < a <= 1, or one that would leave a temporal slice without any token."""

@@ -89,3 +89,18 @@ def test_missing_videos_are_reported(fake_hmdb, tmp_path):
     _, _, report = split_entries(tmp_path, split, load_vp_labels("hmdb51"))
     assert report.found == 0 and len(report.missing) == len(split.train) + len(split.test)
     assert "missing" in report.summary()
+
+
+def test_data_check_cli(fake_hmdb, capsys, tmp_path):
+    from stprivacy.cli import main
+
+    root, _ = fake_hmdb
+    assert main(["data", "check", "--preset", "vp-hmdb51", "--set", f"data.root={root / 'videos'}",
+                 "--set", f"data.split_dir={root / 'splits'}", "--decode"]) == 0
+    out = capsys.readouterr().out
+    assert "3 classes" in out and "missing 0" in out and "unreadable 0" in out
+    assert main(["data", "check", "--preset", "vp-hmdb51", "--set", f"data.root={tmp_path}",
+                 "--set", f"data.split_dir={root / 'splits'}"]) == 0
+    assert "found 0" in capsys.readouterr().out
+    assert main(["data", "check", "--preset", "vp-hmdb51"]) == 2
+    assert "data.root" in capsys.readouterr().err

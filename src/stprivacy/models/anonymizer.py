@@ -134,7 +134,9 @@ class STPrivacy(nn.Module):
         b, _, d = x.shape
         n_all = grid.tokens_per_slice
         # index[b, l, j]: original position (within its slice) of the j-th token still present in slice l.
-        index = torch.arange(n_all, device=x.device).expand(b, grid.slices, n_all)
+        # (derived from x rather than expanded to (b, L, N), so that traced exports keep a dynamic batch axis)
+        index = torch.zeros_like(x[..., 0], dtype=torch.long).reshape(b, grid.slices, n_all)
+        index = index + torch.arange(n_all, device=x.device)
         decisions: list[torch.Tensor] = []
         for i, block in enumerate(self.vit.blocks):
             if i in self.cfg.selection_points:

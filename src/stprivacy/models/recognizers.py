@@ -81,11 +81,15 @@ class FrameAttacker(nn.Module):
             c = w
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(c, num_outputs)
+        self.train_frames = cfg.train_frames
 
     def forward(self, video: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``video``: B x 3 x T x H x W -> B x outputs. The keep mask is ignored: frames show what was kept."""
         if video.dim() != 5:
             raise ValueError(f"expected B x 3 x T x H x W, got {tuple(video.shape)}")
+        if self.training and 0 < self.train_frames < video.shape[2]:
+            pick = torch.randperm(video.shape[2], device=video.device)[: self.train_frames]
+            video = video[:, :, pick]
         b, c, t, h, w = video.shape
         frames = self.standardize(video.transpose(1, 2).reshape(b * t, c, h, w))
         return self.head(self.features(frames)).reshape(b, t, -1).mean(dim=1)

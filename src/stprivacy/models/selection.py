@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stprivacy.errors import KeepRatioError
+
 #: Denominator guard of the masked means: a fully dropped slice gives a zero mean, not NaN.
 MASKED_MEAN_EPS = 1e-6
 
@@ -61,7 +63,7 @@ def tokens_to_keep(tokens_per_slice: int, keep_ratio: float, stage: int) -> int:
     """``k = int(N * a^m)`` for stage ``m`` (1-based); raises if no token would be left in a slice."""
     k = int(tokens_per_slice * keep_ratio**stage)
     if k < 1:
-        raise ValueError(
+        raise KeepRatioError(
             f"keep ratio {keep_ratio} keeps no token of {tokens_per_slice} per slice at selection stage {stage} "
             f"(N * a^{stage} = {tokens_per_slice * keep_ratio**stage:.3f} < 1); use a larger keep ratio"
         )
@@ -80,13 +82,15 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def scatter_tokens(values: torch.Tensor, index: torch.Tensor, tokens_per_slice: int) -> torch.Tensor:
-    """Put ``values`` (B x L x k x C) back at ``index`` (B x L x k) of zeros B x L x N x C."""
-    b, l, _, c = values.shape
-    out = values.new_zeros(b, l, tokens_per_slice, c)
-    return out.scatter(2, index.unsqueeze(-1).expand(-1, -1, -1, c), values)
+    """Put ``values`` (B x L x k x C) back at ``index`` (B x L x k) of zeros B x L x N x C.
+
+    Written as a product with a one-hot matrix (exact: each output is one value times 1 plus zeros) so that every
+    shape follows the inputs; traced exports then keep a dynamic batch axis.
+    """
+    placement = F.one_hot(index, tokens_per_slice).to(values.dtype)  # B x L x k x N
+    return placement.transpose(-1, -2) @ values
 
 
 def mask_from_index(index: torch.Tensor, tokens_per_slice: int) -> torch.Tensor:
     """B x L x k indices -> B x L x N float keep mask."""
-    b, l, _ = index.shape
-    return torch.zeros(b, l, tokens_per_slice, device=index.device).scatter(2, index, 1.0)
+    return F.one_hot(index, tokens_per_slice).sum(-2).float()

@@ -37,14 +37,21 @@ class Adversaries(nn.Module):
 
     def __init__(self, cfg: ExperimentConfig, num_actions: int, num_attributes: int):
         super().__init__()
+        self.cfg = cfg
+        self.num_attributes = num_attributes
         self.action = VideoRecognizer(cfg.recognizer, num_actions)
-        self.privacy = nn.ModuleList(VideoRecognizer(cfg.recognizer, num_attributes)
-                                     for _ in range(cfg.train.privacy_ensemble))
+        self.privacy = nn.ModuleList(self._privacy_models())
+
+    def _privacy_models(self) -> list[nn.Module]:
+        from stprivacy.evaluation.phase3 import make_attacker
+
+        return [make_attacker(kind, self.cfg, self.num_attributes) for kind in self.cfg.train.privacy_adversaries
+                for _ in range(self.cfg.train.privacy_ensemble)]
 
     def restart_privacy(self) -> None:
-        for p in self.privacy:
-            fresh = VideoRecognizer(p.cfg, p.head.out_features).to(next(p.parameters()).device)
-            p.load_state_dict(fresh.state_dict())
+        device = next(self.parameters()).device
+        for p, fresh in zip(self.privacy, self._privacy_models(), strict=True):
+            p.load_state_dict(fresh.to(device).state_dict())
 
 
 def anonymizer_step(f: STPrivacy, adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
@@ -104,9 +111,10 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
             opts["adversaries"].step()
             for s in scheds.values():
                 s.step()
-            for k, v in {**f_losses, **r_losses}.items():
-                if k != "total":
-                    sums[k] = sums.get(k, 0.0) + v.item() / steps
+            # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same
+            # values), so only the anonymizer step is logged.
+            for k, v in f_losses.items():
+                sums[k] = sums.get(k, 0.0) + v.item() / steps
             bar.set_postfix(ce_A=f"{f_losses['ce_A'].item():.3f}", bce_P=f"{f_losses['bce_P'].item():.3f}")
         run.log("epoch", phase=2, epoch=epoch + 1, **{k: round(v, 5) for k, v in sums.items()})
         save_checkpoint(stem, {"anonymizer": f, "adversaries": adv}, trainer_state(epoch + 1, opts, scheds, gen),

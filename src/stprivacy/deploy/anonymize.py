@@ -1,0 +1,116 @@
+"""Anonymize a video stream window by window: raw frames go in, only anonymized frames come out.
+
+The stream is cut into consecutive windows of the model's clip length; each window is anonymized in inference mode
+(top-k tubelets at the chosen keep ratio, dropped tubelets black) and written out before the next one is read, so
+memory does not grow with the video's length. The last, shorter window is padded by repeating its last frame and
+only its real frames are emitted. Nothing of the input container is copied: no metadata, no audio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stprivacy.data.video_io import VideoWriter, iter_frames, probe_fps
+from stprivacy.deploy.framing import Framing
+from stprivacy.errors import ConfigError, STPrivacyError
+from stprivacy.models import STPrivacy
+
+log = logging.getLogger(__name__)
+
+
+def _windows(frames: Iterable[np.ndarray], length: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Consecutive windows of ``length`` frames; the last one padded, with its count of real frames."""
+    buf: list[np.ndarray] = []
+    for frame in frames:
+        buf.append(frame)
+        if len(buf) == length:
+            yield np.stack(buf), length
+            buf = []
+    if buf:
+        real = len(buf)
+        buf += [buf[-1]] * (length - real)
+        yield np.stack(buf), real
+
+
+@torch.inference_mode()
+def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio: float, *,
+                     framing: Framing | None = None, side_by_side: bool = False) -> Iterator[np.ndarray]:
+    """Anonymize an iterable of H x W x 3 uint8 frames (a file, a camera) into anonymized frames, lazily.
+
+    With ``side_by_side`` every output frame shows raw | kept tubelets | anonymized, for inspection only.
+    """
+    model.eval()
+    cfg = model.cfg
+    iterator = iter(frames)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        return
+    framing = framing or Framing(cfg.img_size, first.shape[0], first.shape[1])
+
+    def chain():
+        yield first
+        yield from iterator
+
+    for window, real in _windows(chain(), cfg.num_frames):
+        x = framing.to_model(window).unsqueeze(0)
+        anonymized, keep = model.anonymize(x, keep_ratio)
+        out = framing.from_model(anonymized[0])[:real]
+        if side_by_side:
+            raw = framing.from_model(x[0])[:real]
+            kept = framing.from_model((x * _mask_video(keep, model))[0])[:real]
+            out = np.concatenate([raw, kept, out], axis=2)
+        yield from out
+
+
+def _mask_video(keep: torch.Tensor, model: STPrivacy) -> torch.Tensor:
+    """B x L x N keep mask -> B x 1 x T x H x W pixel mask."""
+    t, ph, pw = model.grid.tubelet
+    gh, gw = model.grid.grid_hw
+    m = keep.reshape(keep.shape[0], 1, model.grid.slices, 1, gh, 1, gw, 1).float()
+    m = m.expand(-1, -1, -1, t, -1, ph, -1, pw)
+    return m.reshape(keep.shape[0], 1, model.grid.num_frames, gh * ph, gw * pw)
+
+
+def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_ratio: float, *,
+                   output_scale: int = 1, side_by_side: bool = False, fps: float | None = None) -> int:
+    """Anonymize one video file into an H.264 mp4; returns the number of frames written."""
+    src, dst = Path(src), Path(dst)
+    fps = fps or probe_fps(src)
+    frames = iter_frames(src)
+    first = next(frames)
+    framing = Framing(model.cfg.img_size, first.shape[0], first.shape[1], output_scale)
+
+    def all_frames():
+        yield first
+        yield from frames
+
+    count = 0
+    with VideoWriter(dst, fps=fps) as writer:
+        for frame in anonymize_frames(model, all_frames(), keep_ratio, framing=framing, side_by_side=side_by_side):
+            writer.write(frame)
+            count += 1
+    return count
+
+
+def pick_keep_ratio(run_dir: str | Path, max_cmap: float) -> float:
+    """The largest evaluated keep ratio whose measured worst-case privacy cMAP is at most ``max_cmap``."""
+    path = Path(run_dir) / "report.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run `stprivacy evaluate` first to measure the trade-off curve")
+    report = json.loads(path.read_text())
+    ok = [m for m in report["methods"] if m["name"] == "stprivacy" and m["privacy_cmap"] <= max_cmap]
+    if not ok:
+        curve = ", ".join(f"a={m['keep_ratio']}: {m['privacy_cmap']:.1f}" for m in report["methods"]
+                          if m["name"] == "stprivacy")
+        raise STPrivacyError(f"no evaluated keep ratio reaches privacy cMAP <= {max_cmap} ({curve})")
+    best = max(ok, key=lambda m: m["keep_ratio"])
+    log.info("keep ratio %.2f: measured worst-case cMAP %.2f, action top-1 %.2f", best["keep_ratio"],
+             best["privacy_cmap"], best["action_top1"])
+    return float(best["keep_ratio"])

@@ -1,0 +1,132 @@
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from stprivacy.cli import main
+from stprivacy.deploy import Framing, anonymize_file, anonymize_frames, pick_keep_ratio
+from stprivacy.errors import STPrivacyError
+from stprivacy.models import STPrivacy
+
+SECRETS = {"title": "Alice at home", "comment": "GPS 51.5007N 0.1246W", "location": "+51.5007-000.1246/",
+           "creation_time": "2026-01-02T03:04:05.000000Z", "artist": "Bob Secret"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return STPrivacy.from_preset("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def tagged_clip(shared_data, tmp_path_factory):
+    """The first 37 frames of vtest.avi re-muxed with private metadata and an audio track."""
+    out = tmp_path_factory.mktemp("src") / "tagged.mkv"
+    with av.open(str(shared_data / "real_videos" / "vtest.avi")) as src, av.open(str(out), "w") as dst:
+        dst.metadata.update(SECRETS)
+        v = dst.add_stream("ffv1", rate=10)
+        v.width, v.height, v.pix_fmt = 768, 576, "yuv420p"
+        v.metadata.update({"handler_name": "Alice camera", "encoder": "SecretCam 1.0"})
+        a = dst.add_stream("aac", rate=8000)
+        a.layout = "mono"
+        for i, frame in enumerate(src.decode(video=0)):
+            if i == 37:
+                break
+            for p in v.encode(frame.reformat(format="yuv420p")):
+                dst.mux(p)
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 8000 * 3), np.float32), format="fltp", layout="mono")
+        samples.sample_rate = 8000
+        for p in a.encode(samples):
+            dst.mux(p)
+        for s in (v, a):
+            for p in s.encode():
+                dst.mux(p)
+    return out
+
+
+def test_file_output_has_no_metadata_no_audio_and_every_frame(tiny_model, tagged_clip, tmp_path):
+    dst = tmp_path / "anon.mp4"
+    n = anonymize_file(tiny_model, tagged_clip, dst, keep_ratio=0.7)
+    assert n == 37
+    with av.open(str(dst)) as c:
+        assert len(c.streams.audio) == 0 and len(c.streams.video) == 1
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        tags = {**c.metadata, **c.streams.video[0].metadata}
+    assert len(frames) == 37 and frames[0].shape == (24, 32, 3)  # 768x576 letterboxed into 32x32, bars cropped
+    blob = dst.read_bytes()
+    for value in [*SECRETS.values(), "Alice camera", "SecretCam"]:
+        assert value.encode() not in blob, value
+    assert not set(tags) & set(SECRETS)
+
+
+def test_dropped_tubelets_are_exactly_zero_in_streamed_frames(tiny_model, shared_data):
+    from stprivacy.data.video_io import iter_frames
+
+    frames = []
+    for f in iter_frames(shared_data / "real_videos" / "vtest.avi"):
+        frames.append(f)
+        if len(frames) == 8:
+            break
+    framing = Framing(32, 576, 768)
+    out = np.stack(list(anonymize_frames(tiny_model, frames, 0.7, framing=framing)))
+    _, keep = tiny_model.anonymize(framing.to_model(np.stack(frames)).unsqueeze(0), 0.7)
+    top, left, h, w = framing.content
+    full = np.zeros((8, 32, 32, 3), np.uint8)
+    full[:, top:top + h, left:left + w] = out
+    tub = full.reshape(4, 2, 4, 8, 4, 8, 3).transpose(0, 2, 4, 1, 3, 5, 6).reshape(4, 16, -1)
+    dropped = keep[0].numpy() == 0
+    assert dropped.any() and np.count_nonzero(tub[dropped]) == 0
+
+
+def test_streaming_reads_at_most_one_window_ahead(tiny_model):
+    pulled = 0
+
+    def camera():
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield np.full((30, 40, 3), pulled % 255, np.uint8)
+
+    stream = anonymize_frames(tiny_model, camera(), 0.7)
+    for i in range(50):
+        next(stream)
+        assert pulled <= i + 1 + tiny_model.cfg.num_frames
+
+
+def test_side_by_side_is_three_panels(tiny_model):
+    frames = [np.random.default_rng(i).integers(0, 255, (24, 32, 3), dtype=np.uint8) for i in range(10)]
+    out = list(anonymize_frames(tiny_model, frames, 0.7, side_by_side=True))
+    assert len(out) == 10 and out[0].shape == (24, 96, 3)
+
+
+def _report(tmp_path, curve):
+    methods = [{"name": "stprivacy", "keep_ratio": a, "privacy_cmap": c, "action_top1": 90.0} for a, c in curve]
+    (tmp_path / "report.json").write_text(json.dumps({"methods": methods}))
+
+
+def test_pick_keep_ratio_from_the_measured_curve(tmp_path):
+    _report(tmp_path, [(1.0, 80.0), (0.7, 64.0), (0.4, 55.0)])
+    assert pick_keep_ratio(tmp_path, 65) == 0.7
+    assert pick_keep_ratio(tmp_path, 90) == 1.0
+    with pytest.raises(STPrivacyError, match="a=0.4: 55.0"):
+        pick_keep_ratio(tmp_path, 50)
+
+
+def test_cli_anonymize_end_to_end_and_errors(tmp_path, tagged_clip, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--out", str(run)]) == 0
+    out = tmp_path / "out.mp4"
+    assert main(["anonymize", "--run", str(run), "--keep-ratio", "0.7", str(tagged_clip), "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.avi").write_bytes(b"RIFF0000AVI junk")
+    assert main(["anonymize", "--run", str(run), str(folder), "-o", str(tmp_path / "o")]) == 2
+    assert "broken.avi" in capsys.readouterr().err
+    assert main(["anonymize", "--run", str(run), "--keep-ratio", "0.1", str(tagged_clip), "-o", str(out)]) == 2
+    assert "keeps no token" in capsys.readouterr().err
+    assert main(["anonymize", "--run", str(tmp_path / "none"), str(tagged_clip), "-o", str(out)]) == 2
+    assert main(["anonymize", "--run", str(run), "--max-cmap", "50", str(tagged_clip), "-o", str(out)]) == 2
+    assert "evaluate" in capsys.readouterr().err

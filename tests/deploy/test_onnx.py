@@ -1,0 +1,40 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from stprivacy.data.video_io import iter_frames
+from stprivacy.deploy.framing import Framing
+from stprivacy.deploy.onnx_export import export_onnx
+from stprivacy.models import STPrivacy
+
+
+@pytest.mark.parametrize("keep_ratio", [0.7, 1.0])
+def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio):
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny").eval()
+    # An untrained scorer gives nearly tied keep scores (differences ~1e-5), so float rounding alone could swap
+    # top-k choices between runtimes; spread them as a trained scorer would.
+    with torch.no_grad():
+        for scorer in model.scorers:
+            scorer.mlp[-1].weight.mul_(200)
+    path = export_onnx(model, tmp_path / "anon.onnx", keep_ratio)
+    frames = []
+    for f in iter_frames(shared_data / "real_videos" / "Megamind.avi"):
+        frames.append(f)
+        if len(frames) == 16:
+            break
+    framing = Framing(32, *frames[0].shape[:2])
+    clips = torch.stack([framing.to_model(np.stack(frames[:8])), framing.to_model(np.stack(frames[8:]))])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_video, onnx_mask = session.run(None, {"video": clips.numpy()})
+    torch_video, torch_mask = model.anonymize(clips, keep_ratio)
+    diff = np.abs(onnx_video - torch_video.numpy()).max()
+    print(f"largest absolute difference ONNX vs PyTorch (a={keep_ratio}): {diff:.2e}")
+    assert diff < 1e-4
+    assert np.array_equal(onnx_mask, torch_mask.numpy())
+
+
+def test_export_rejects_invalid_keep_ratio(tmp_path):
+    with pytest.raises(ValueError, match="keeps no token"):
+        export_onnx(STPrivacy.from_preset("tiny"), tmp_path / "x.onnx", 0.2)
