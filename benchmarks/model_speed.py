@@ -44,7 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, min of {args.reps} runs")
-    print("| preset | keep ratio a | tokens kept (last stage) | time per clip (ms) | speed-up vs keep-all | GFLOP | GFLOP/s |")
+    print("| preset | keep ratio a | tokens kept (last stage) | time per clip (ms) | speed-up vs keep-all | GFLOP "
+          "| GFLOP/s |")
     print("|---|---|---|---|---|---|---|")
     for name in args.presets:
         torch.manual_seed(0)

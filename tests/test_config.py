@@ -29,7 +29,8 @@ def test_paper_presets_have_the_paper_settings():
 
 
 def test_overrides_are_typed():
-    cfg = load_experiment("synth-quick", ["train.phase1_epochs=7", "model.keep_ratio=0.5", "evaluate.keep_ratios=[1, 0.5]"])
+    cfg = load_experiment("synth-quick",
+                          ["train.phase1_epochs=7", "model.keep_ratio=0.5", "evaluate.keep_ratios=[1, 0.5]"])
     assert cfg.train.phase1_epochs == 7 and cfg.model.keep_ratio == 0.5
     assert cfg.evaluate.keep_ratios == (1.0, 0.5)
 

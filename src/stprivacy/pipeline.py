@@ -132,7 +132,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 apply_baseline(n, train_clips), apply_baseline(n, test_clips))))
         for a in cfg.evaluate.keep_ratios:
             results.append(cached_or_run("stprivacy", a, seed, lambda a=a: (
-                anonymize_clips(model, train_clips, a, cfg.runtime), anonymize_clips(model, test_clips, a, cfg.runtime))))
+                anonymize_clips(model, train_clips, a, cfg.runtime),
+                anonymize_clips(model, test_clips, a, cfg.runtime))))
     data_cfg = cfg.evaluate.data or cfg.data
     dataset = data_cfg.kind + (f":{data_cfg.synth_preset}" if data_cfg.kind == "synthetic" else "")
     if cfg.evaluate.data is not None:

@@ -304,7 +304,7 @@ def _draw_figure(canvas: _Canvas, pose: _Pose, look: _Appearance, height: float,
         dark = np.array([0.05, 0.05, 0.08])
         canvas.disc(head + np.array([-eye, 0.05 * head_r]), max(0.22 * head_r, 0.6), dark)
         canvas.disc(head + np.array([eye, 0.05 * head_r]), max(0.22 * head_r, 0.6), dark)
-        canvas.capsule(head + np.array([-0.35 * head_r, 0.55 * head_r]), head + np.array([0.35 * head_r, 0.55 * head_r]),
-                       max(0.12 * head_r, 0.45), np.array([0.55, 0.12, 0.12]))
+        mouth = np.array([0.35 * head_r, 0.55 * head_r])
+        canvas.capsule(head + mouth * [-1, 1], head + mouth, max(0.12 * head_r, 0.45), np.array([0.55, 0.12, 0.12]))
     else:
         canvas.disc(head, head_r, look.hair)
