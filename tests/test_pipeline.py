@@ -38,21 +38,30 @@ def test_training_logs_checkpoints_each_phase(tmp_path, tiny_data):
     assert load_state(run.checkpoint("phase2"))["epoch"] == 1
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data):
+@pytest.mark.parametrize("phase, epoch", [(1, 1), (2, 1)])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_data, monkeypatch, phase, epoch):
     over = ["train.phase1_epochs=2", "train.phase2_epochs=2"]
     full = pipeline.prepare_run(load_experiment("tiny", over), tmp_path / "full")
     uninterrupted = _weights(pipeline.train(full, tiny_data))
 
-    # stop after phase 1 epoch 1, then resume twice with the same command
-    part = pipeline.prepare_run(load_experiment("tiny", ["train.phase1_epochs=1", "train.phase2_epochs=0"]),
-                                tmp_path / "part")
-    pipeline.train(part, tiny_data)
-    (part.checkpoint("anonymizer").with_suffix(".safetensors")).unlink()
-    (part.checkpoint("phase2").with_suffix(".safetensors")).unlink()
-    from stprivacy.config import save_experiment
+    # the same run, killed right after the checkpoint of `epoch` in `phase` was written
+    module = {1: "stprivacy.training.phase1", 2: "stprivacy.training.phase2"}[phase]
+    import importlib
 
-    save_experiment(load_experiment("tiny", over), part.config_path)
-    resumed = _weights(pipeline.train(pipeline.prepare_run(load_experiment("tiny"), part.path), tiny_data))
+    real_save = importlib.import_module(module).save_checkpoint
+
+    def save_then_die(stem, modules, state=None, metadata=None):
+        real_save(stem, modules, state, metadata)
+        if metadata["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(f"{module}.save_checkpoint", save_then_die)
+    killed = pipeline.prepare_run(load_experiment("tiny", over), tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train(killed, tiny_data)
+    monkeypatch.undo()
+    assert not killed.checkpoint("anonymizer").with_suffix(".safetensors").exists()
+    resumed = _weights(pipeline.train(pipeline.prepare_run(load_experiment("tiny"), killed.path), tiny_data))
     for k in uninterrupted:
         torch.testing.assert_close(resumed[k], uninterrupted[k], rtol=0, atol=0, msg=k)
 

@@ -137,3 +137,33 @@ def test_resize_and_three_crops():
     crops = spatial_crops(small, 30, 3)
     assert [c.shape for c in crops] == [(2, 30, 30, 3)] * 3
     assert crops[0].mean() > crops[1].mean() > crops[2].mean()
+
+
+def test_container_without_frames_raises(tmp_path):
+    import av
+
+    path = tmp_path / "zero.avi"
+    with av.open(str(path), "w", format="avi") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 16, 16, "yuv420p"
+        c.start_encoding()  # a valid header, then no frame at all
+    assert path.stat().st_size > 0
+    with pytest.raises(VideoReadError, match="no decodable frame"):
+        read_video(path)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    import av
+
+    path = tmp_path / "audio.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        s.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for p in s.encode(frame):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with pytest.raises(VideoReadError, match="no video stream"):
+        read_video(path)
