@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pick the largest evaluated keep ratio whose worst-case privacy cMAP is at most this")
     p.add_argument("--side-by-side", action="store_true", help="write raw | kept tubelets | anonymized (inspection)")
     p.add_argument("--scale", type=int, default=1, help="integer upscaling of the output frames for viewing")
+    p.add_argument("--tile-scale", type=float, default=None,
+                   help="tile the whole frame, scaled by this factor, with model-size tiles instead of letterboxing")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all available)")
 
     p = sub.add_parser("export-onnx", help="export a run's inference-mode anonymizer to ONNX at one keep ratio")
@@ -182,7 +184,8 @@ def _cmd_anonymize(args) -> None:
     failed = []
     for src, dst in tqdm(jobs, desc=f"anonymize a={keep_ratio}", unit="video", disable=len(jobs) == 1):
         try:
-            n = anonymize_file(model, src, dst, keep_ratio, output_scale=args.scale, side_by_side=args.side_by_side)
+            n = anonymize_file(model, src, dst, keep_ratio, output_scale=args.scale, side_by_side=args.side_by_side,
+                               tile_scale=args.tile_scale)
             print(f"{src} -> {dst} ({n} frames, a={keep_ratio})")
         except VideoReadError as exc:
             failed.append(str(src))

@@ -127,6 +127,25 @@ def test_cli_anonymize_end_to_end_and_errors(tmp_path, tagged_clip, capsys):
     assert "broken.avi" in capsys.readouterr().err
     assert main(["anonymize", "--run", str(run), "--keep-ratio", "0.1", str(tagged_clip), "-o", str(out)]) == 2
     assert "keeps no token" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["anonymize", "--run", str(run), str(tagged_clip), "-o", str(blocker / "x.mp4")]) == 2
+    assert "cannot write video" in capsys.readouterr().err
     assert main(["anonymize", "--run", str(tmp_path / "none"), str(tagged_clip), "-o", str(out)]) == 2
     assert main(["anonymize", "--run", str(run), "--max-cmap", "50", str(tagged_clip), "-o", str(out)]) == 2
     assert "evaluate" in capsys.readouterr().err
+
+
+def test_tiling_round_trip_and_tiled_anonymization(tiny_model):
+    from stprivacy.deploy import Tiling
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (8, 50, 70, 3), dtype=np.uint8)
+    tiling = Tiling(32, 50, 70, scale=1.0)
+    batch = tiling.batch(frames)
+    assert batch.shape == (2 * 3, 3, 8, 32, 32)
+    assert np.array_equal(tiling.unbatch(batch), frames)  # exact at native scale
+    out = list(anonymize_frames(tiny_model, list(frames), 0.7, framing=tiling))
+    assert len(out) == 8 and out[0].shape == (50, 70, 3)
+    half = Tiling(32, 50, 70, scale=0.5)
+    assert half.grid == (1, 2) and half.unbatch(half.batch(frames)).shape == (8, 25, 35, 3)

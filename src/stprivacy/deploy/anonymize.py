@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from stprivacy.data.video_io import VideoWriter, iter_frames, probe_fps
-from stprivacy.deploy.framing import Framing
+from stprivacy.deploy.framing import Framing, Tiling
 from stprivacy.errors import ConfigError, STPrivacyError
 from stprivacy.models import STPrivacy
 
@@ -40,7 +40,7 @@ def _windows(frames: Iterable[np.ndarray], length: int) -> Iterator[tuple[np.nda
 
 @torch.inference_mode()
 def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio: float, *,
-                     framing: Framing | None = None, side_by_side: bool = False) -> Iterator[np.ndarray]:
+                     framing: Framing | Tiling | None = None, side_by_side: bool = False) -> Iterator[np.ndarray]:
     """Anonymize an iterable of H x W x 3 uint8 frames (a file, a camera) into anonymized frames, lazily.
 
     With ``side_by_side`` every output frame shows raw | kept tubelets | anonymized, for inspection only.
@@ -59,12 +59,12 @@ def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio:
         yield from iterator
 
     for window, real in _windows(chain(), cfg.num_frames):
-        x = framing.to_model(window).unsqueeze(0)
+        x = framing.batch(window)
         anonymized, keep = model.anonymize(x, keep_ratio)
-        out = framing.from_model(anonymized[0])[:real]
+        out = framing.unbatch(anonymized)[:real]
         if side_by_side:
-            raw = framing.from_model(x[0])[:real]
-            kept = framing.from_model((x * _mask_video(keep, model))[0])[:real]
+            raw = framing.unbatch(x)[:real]
+            kept = framing.unbatch(x * _mask_video(keep, model))[:real]
             out = np.concatenate([raw, kept, out], axis=2)
         yield from out
 
@@ -79,13 +79,22 @@ def _mask_video(keep: torch.Tensor, model: STPrivacy) -> torch.Tensor:
 
 
 def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_ratio: float, *,
-                   output_scale: int = 1, side_by_side: bool = False, fps: float | None = None) -> int:
-    """Anonymize one video file into an H.264 mp4; returns the number of frames written."""
+                   output_scale: int = 1, side_by_side: bool = False, fps: float | None = None,
+                   tile_scale: float | None = None) -> int:
+    """Anonymize one video file into an H.264 mp4; returns the number of frames written.
+
+    ``tile_scale`` switches from letterboxing to tiling the frame (scaled by that factor) with model-size tiles.
+    """
     src, dst = Path(src), Path(dst)
     fps = fps or probe_fps(src)
     frames = iter_frames(src)
     first = next(frames)
-    framing = Framing(model.cfg.img_size, first.shape[0], first.shape[1], output_scale)
+    if tile_scale is not None:
+        if tile_scale <= 0:
+            raise ConfigError(f"tile scale must be positive, got {tile_scale}")
+        framing = Tiling(model.cfg.img_size, first.shape[0], first.shape[1], tile_scale)
+    else:
+        framing = Framing(model.cfg.img_size, first.shape[0], first.shape[1], output_scale)
 
     def all_frames():
         yield first
