@@ -19,7 +19,10 @@ def test_round_trip_weights_state_and_metadata(tmp_path):
     for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(p, q), n
     assert load_state(tmp_path / "ck")["epoch"] == 3
-    assert read_metadata(tmp_path / "ck") == {"phase": 1}
+    assert read_metadata(tmp_path / "ck") == {"phase": 1, "state_file": "ck.state-0.pt"}
+    save_checkpoint(tmp_path / "ck", {"anonymizer": a}, {"epoch": 4}, {"phase": 1})
+    assert load_state(tmp_path / "ck")["epoch"] == 4
+    assert [p.name for p in tmp_path.glob("ck.state-*.pt")] == ["ck.state-1.pt"]
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -37,7 +40,8 @@ class _Boom:
 
 
 def test_malicious_pickle_state_executes_nothing(tmp_path):
-    (tmp_path / "ck.state.pt").write_bytes(pickle.dumps({"epoch": _Boom()}))
+    save_checkpoint(tmp_path / "ck", {"m": STPrivacy.from_preset("tiny")}, {"epoch": 1})
+    (tmp_path / "ck.state-0.pt").write_bytes(pickle.dumps({"epoch": _Boom()}))
     with pytest.raises(CheckpointError, match="safely"):
         load_state(tmp_path / "ck")
     import os

@@ -4,11 +4,13 @@ A checkpoint named ``<stem>`` is two files:
 
 * ``<stem>.safetensors``: the weights of one or more modules (keys ``<module>.<parameter>``), with the resolved
   config and the epoch in the safetensors metadata;
-* ``<stem>.state.pt``: optimiser, scheduler and RNG states, read back with ``torch.load(weights_only=True)``, which
-  refuses anything but tensors and plain containers.
+* ``<stem>.state-<n>.pt``: optimiser, scheduler and RNG states, read back with ``torch.load(weights_only=True)``,
+  which refuses anything but tensors and plain containers. The weights file's metadata names the state file that
+  belongs to it.
 
-Each file is written to a temporary name in the same folder and renamed over the old one, so a crash or a full disk
-leaves the previous checkpoint intact. The weights file is renamed last: its presence marks a complete checkpoint.
+Each file is written to a temporary name in the same folder and renamed into place, so a crash or a full disk leaves
+the previous checkpoint intact. Order: new state file, then the weights file (which points to it), then the old
+state file is removed. A kill at any instant leaves a weights file whose state file exists.
 """
 
 from __future__ import annotations
@@ -46,10 +48,21 @@ def save_checkpoint(stem: Path, modules: dict[str, nn.Module], state: dict | Non
         raise CheckpointError(f"cannot create checkpoint folder {stem.parent}: {exc}") from exc
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in modules.items()
                for k, v in m.state_dict().items()}
-    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    metadata = dict(metadata or {})
+    state_name = None
     if state is not None:
-        _atomic(stem.with_suffix(".state.pt"), lambda p: torch.save(state, p))
+        previous = {p.name for p in stem.parent.glob(f"{stem.name}.state-*.pt")}
+        n = 0
+        while f"{stem.name}.state-{n}.pt" in previous:
+            n += 1
+        state_name = f"{stem.name}.state-{n}.pt"
+        _atomic(stem.parent / state_name, lambda p: torch.save(state, p))
+        metadata["state_file"] = state_name
+    meta = {k: json.dumps(v) for k, v in metadata.items()}
     _atomic(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p), metadata=meta))
+    for old in stem.parent.glob(f"{stem.name}.state-*.pt"):
+        if old.name != state_name:
+            old.unlink(missing_ok=True)
 
 
 def checkpoint_exists(stem: Path) -> bool:
@@ -87,7 +100,11 @@ def load_modules(stem: Path, modules: dict[str, nn.Module]) -> None:
 
 
 def load_state(stem: Path) -> dict:
-    path = Path(stem).with_suffix(".state.pt")
+    stem = Path(stem)
+    name = read_metadata(stem).get("state_file")
+    if name is None:
+        raise CheckpointError(f"checkpoint {stem}.safetensors has no training state")
+    path = stem.parent / name
     if not path.is_file():
         raise CheckpointError(f"training state not found: {path}")
     try:

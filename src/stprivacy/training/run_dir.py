@@ -5,7 +5,7 @@
     RUN/
       config.yaml            the resolved experiment config
       log.jsonl              one JSON object per epoch and event
-      checkpoints/phase1.*   anonymizer after phase 1 (+ training state while it runs)
+      checkpoints/phase1.*   anonymizer after phase 1 (+ its training state, phase1.state-<n>.pt)
       checkpoints/phase2.*   anonymizer and auxiliary recognizers after phase 2
       eval/*.json            one phase-3 result per method, keep ratio and seed (evaluation resumes from them)
       report.json, report.md, tradeoff.png
@@ -60,4 +60,10 @@ class RunDir:
         path = self.path / "log.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the half-written last line of a killed run
+        return records
