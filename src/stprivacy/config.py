@@ -84,6 +84,12 @@ class TrainConfig:
     #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
     #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
     privacy_adversaries: tuple[str, ...] = ("vit",)
+    #: Instability guard: a NaN/inf loss, or a privacy BCE above ``max_privacy_bce`` (the anonymizer's -BCE term
+    #: running away), rolls back to the last epoch checkpoint with the learning rate times ``rollback_lr_factor``;
+    #: after ``max_rollbacks`` rollbacks in one phase training stops with an error.
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
+    max_privacy_bce: float = 20.0
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512

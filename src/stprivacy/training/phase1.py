@@ -17,6 +17,7 @@ from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction
 from stprivacy.models import STPrivacy
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
+from stprivacy.training.guard import Diverged, TrainingDivergedError, check_losses, rollback
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 from stprivacy.training.state import restore_trainer, trainer_state
@@ -41,33 +42,49 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     device = runtime.torch_device()
     model.to(device).train()
     steps = max(1, -(-len(train) // tc.batch_size))
-    opt = make_optimizer(model, tc.peak_lr(), tc.weight_decay)
-    sched = warmup_cosine(opt, tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))
+    opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay)}
+    scheds = {"anonymizer": warmup_cosine(opts["anonymizer"], tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))}
     gen = torch.Generator().manual_seed(cfg.seed)
-    stem = run.checkpoint("phase1")
-    start = 0
+    stem, modules = run.checkpoint("phase1"), {"anonymizer": model}
+    epoch = 0
     if checkpoint_exists(stem):
-        load_modules(stem, {"anonymizer": model})
-        start = restore_trainer(load_state(stem), {"anonymizer": opt}, {"anonymizer": sched}, gen)
-    for epoch in range(start, tc.phase1_epochs):
-        sums: dict[str, float] = {}
-        bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
-                   desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False, disable=not runtime.progress)
-        for batch in bar:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with runtime.autocast(device):
-                losses = phase1_step(model, batch, tc.phase1_reconstruction)
-            if not torch.isfinite(losses["total"]):
-                raise FloatingPointError(f"phase 1: non-finite loss at epoch {epoch + 1}: {losses}")
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            opt.step()
-            sched.step()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v.item() / steps
-            bar.set_postfix(ce=f"{losses['ce'].item():.3f}", spars=f"{losses['spars'].item():.4f}")
-        run.log("epoch", phase=1, epoch=epoch + 1, **{k: round(v, 5) for k, v in sums.items()})
-        save_checkpoint(stem, {"anonymizer": model},
-                        trainer_state(epoch + 1, {"anonymizer": opt}, {"anonymizer": sched}, gen),
-                        {"phase": 1, "epoch": epoch + 1})
+        load_modules(stem, modules)
+        epoch = restore_trainer(load_state(stem), opts, scheds, gen)
+    else:  # the rollback target of the first epoch
+        save_checkpoint(stem, modules, trainer_state(0, opts, scheds, gen), {"phase": 1, "epoch": 0})
+    rollbacks = 0
+    while epoch < tc.phase1_epochs:
+        try:
+            sums = _phase1_epoch(model, train, cfg, opts["anonymizer"], scheds["anonymizer"], gen, epoch, steps)
+        except Diverged as exc:
+            rollbacks += 1
+            if rollbacks > tc.max_rollbacks:
+                raise TrainingDivergedError(f"phase 1 diverged {rollbacks} times ({exc}); lower train.lr") from None
+            epoch = rollback(stem, modules, opts, scheds, gen, tc.rollback_lr_factor)
+            run.log("rollback", phase=1, epoch=epoch + 1, reason=str(exc), lr_factor=tc.rollback_lr_factor)
+            continue
+        epoch += 1
+        run.log("epoch", phase=1, epoch=epoch, **{k: round(v, 5) for k, v in sums.items()})
+        save_checkpoint(stem, modules, trainer_state(epoch, opts, scheds, gen), {"phase": 1, "epoch": epoch})
     return model
+
+
+def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str, float]:
+    tc, runtime = cfg.train, cfg.runtime
+    device = runtime.torch_device()
+    sums: dict[str, float] = {}
+    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
+               desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False, disable=not runtime.progress)
+    for batch in bar:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with runtime.autocast(device):
+            losses = phase1_step(model, batch, tc.phase1_reconstruction)
+        check_losses(losses)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        opt.step()
+        sched.step()
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v.item() / steps
+        bar.set_postfix(ce=f"{losses['ce'].item():.3f}", spars=f"{losses['spars'].item():.4f}")
+    return sums

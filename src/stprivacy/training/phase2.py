@@ -27,6 +27,7 @@ from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss,
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
+from stprivacy.training.guard import Diverged, TrainingDivergedError, check_losses, rollback
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 from stprivacy.training.state import restore_trainer, trainer_state
@@ -81,48 +82,62 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
             "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay)}
     scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    stem = run.checkpoint("phase2")
-    start = 0
+    stem, modules = run.checkpoint("phase2"), {"anonymizer": f, "adversaries": adv}
+    epoch = 0
     if checkpoint_exists(stem):
-        load_modules(stem, {"anonymizer": f, "adversaries": adv})
-        start = restore_trainer(load_state(stem), opts, scheds, gen)
-    for epoch in range(start, tc.phase2_epochs):
+        load_modules(stem, modules)
+        epoch = restore_trainer(load_state(stem), opts, scheds, gen)
+    else:  # the rollback target of the first epoch
+        save_checkpoint(stem, modules, trainer_state(0, opts, scheds, gen), {"phase": 2, "epoch": 0})
+    rollbacks = 0
+    while epoch < tc.phase2_epochs:
         if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
             adv.restart_privacy()
             run.log("privacy_restart", phase=2, epoch=epoch + 1)
-        sums: dict[str, float] = {}
-        bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
-                   desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False, disable=not runtime.progress)
-        for batch in bar:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            adv.requires_grad_(False)
-            with runtime.autocast(device):
-                out, f_losses = anonymizer_step(f, adv, batch, tc.lambda_a, tc.lambda_p)
-            _check_finite(f_losses, epoch)
-            opts["anonymizer"].zero_grad(set_to_none=True)
-            f_losses["total"].backward()
-            opts["anonymizer"].step()
-            adv.requires_grad_(True)
-            with runtime.autocast(device):
-                r_losses = recognizer_step(adv, out.video.detach(), out.keep_mask.detach(), batch)
-            _check_finite(r_losses, epoch)
-            opts["adversaries"].zero_grad(set_to_none=True)
-            r_losses["total"].backward()
-            opts["adversaries"].step()
-            for s in scheds.values():
-                s.step()
-            # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same
-            # values), so only the anonymizer step is logged.
-            for k, v in f_losses.items():
-                sums[k] = sums.get(k, 0.0) + v.item() / steps
-            bar.set_postfix(ce_A=f"{f_losses['ce_A'].item():.3f}", bce_P=f"{f_losses['bce_P'].item():.3f}")
-        run.log("epoch", phase=2, epoch=epoch + 1, **{k: round(v, 5) for k, v in sums.items()})
-        save_checkpoint(stem, {"anonymizer": f, "adversaries": adv}, trainer_state(epoch + 1, opts, scheds, gen),
-                        {"phase": 2, "epoch": epoch + 1})
+        try:
+            sums = _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps)
+        except Diverged as exc:
+            rollbacks += 1
+            if rollbacks > tc.max_rollbacks:
+                raise TrainingDivergedError(f"phase 2 diverged {rollbacks} times ({exc}); lower train.lr or "
+                                            "train.lambda_p") from None
+            epoch = rollback(stem, modules, opts, scheds, gen, tc.rollback_lr_factor)
+            run.log("rollback", phase=2, epoch=epoch + 1, reason=str(exc), lr_factor=tc.rollback_lr_factor)
+            continue
+        epoch += 1
+        run.log("epoch", phase=2, epoch=epoch, **{k: round(v, 5) for k, v in sums.items()})
+        save_checkpoint(stem, modules, trainer_state(epoch, opts, scheds, gen), {"phase": 2, "epoch": epoch})
     return f, adv
 
 
-def _check_finite(losses: dict[str, torch.Tensor], epoch: int) -> None:
-    bad = {k: v.item() for k, v in losses.items() if not torch.isfinite(v)}
-    if bad:
-        raise FloatingPointError(f"phase 2: non-finite loss at epoch {epoch + 1}: {bad}")
+def _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[str, float]:
+    tc, runtime = cfg.train, cfg.runtime
+    device = runtime.torch_device()
+    limits = {"bce_P": tc.max_privacy_bce}
+    sums: dict[str, float] = {}
+    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
+               desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False, disable=not runtime.progress)
+    for batch in bar:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        adv.requires_grad_(False)
+        with runtime.autocast(device):
+            out, f_losses = anonymizer_step(f, adv, batch, tc.lambda_a, tc.lambda_p)
+        check_losses(f_losses, limits)
+        opts["anonymizer"].zero_grad(set_to_none=True)
+        f_losses["total"].backward()
+        opts["anonymizer"].step()
+        adv.requires_grad_(True)
+        with runtime.autocast(device):
+            r_losses = recognizer_step(adv, out.video.detach(), out.keep_mask.detach(), batch)
+        check_losses(r_losses)
+        opts["adversaries"].zero_grad(set_to_none=True)
+        r_losses["total"].backward()
+        opts["adversaries"].step()
+        for s in scheds.values():
+            s.step()
+        # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
+        # so only the anonymizer step is logged.
+        for k, v in f_losses.items():
+            sums[k] = sums.get(k, 0.0) + v.item() / steps
+        bar.set_postfix(ce_A=f"{f_losses['ce_A'].item():.3f}", bce_P=f"{f_losses['bce_P'].item():.3f}")
+    return sums
