@@ -54,12 +54,24 @@ def prepare_run(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -
     return run
 
 
+def log_data_report(run: RunDir, report) -> None:
+    """Unreadable, missing and unlabelled videos are skipped, counted and listed in the run log."""
+    run.log("data", found=report.found, missing=report.missing, unlabelled=report.unlabelled,
+            unreadable=report.unreadable)
+    if report.missing or report.unlabelled or report.unreadable:
+        log.warning("data: %s", report.summary())
+
+
 def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy:
     """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer."""
     cfg = run.config()
     cfg.runtime.apply_threads()
     seed_everything(cfg.seed)
-    train_clips, _ = data if data is not None else build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)[:2]
+    if data is not None:
+        train_clips = data[0]
+    else:
+        train_clips, _, report = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
+        log_data_report(run, report)
     _check_model_fits_data(cfg, train_clips)
     model = STPrivacy(cfg.model, num_classes=len(train_clips.action_names))
     final = run.checkpoint(ANONYMIZER)
@@ -150,6 +162,6 @@ def benchmark(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> 
     cfg = run.config()
     cfg.runtime.apply_threads()
     train_clips, test_clips, report = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
-    log.info("data: %s", report.summary())
+    log_data_report(run, report)
     train(run, (train_clips, test_clips))
     return evaluate(run, (train_clips, test_clips))

@@ -23,24 +23,33 @@ def test_shipped_vp_tables_reproduce_published_counts_and_rates():
         assert rates[attr] == pytest.approx(rate, abs=0.015), attr
 
 
-def test_vp_tables_match_the_upstream_pickles(shared_data):
-    """The shipped CSV equals the authors' pickle, read with a restricted unpickler (numpy arrays only)."""
+@pytest.mark.parametrize("dataset", ["hmdb51", "ucf101"])
+def test_vp_tables_match_the_upstream_pickles(shared_data, dataset):
+    """The shipped CSV equals the authors' pickle, read with the numpy-only unpickler."""
+    from stprivacy.data.safe_pickle import load_vp_pickle
+
+    upstream = load_vp_pickle(shared_data / "vp_annotations" / "annotations" /
+                              f"{dataset}_privacy_attribute_label.pickle")
+    shipped = load_vp_labels(dataset)
+    assert upstream.keys == shipped.keys
+    assert np.array_equal(upstream.attributes, shipped.attributes)
+
+
+def test_malicious_label_pickle_executes_nothing(tmp_path):
+    import os
     import pickle
 
-    class NumpyOnly(pickle.Unpickler):
-        def find_class(self, module, name):
-            if (module, name) in {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-                                  ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct")}:
-                return super().find_class(module, name)
-            raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+    from stprivacy.data.safe_pickle import load_vp_pickle
 
-    path = shared_data / "vp_annotations" / "annotations" / "hmdb51_privacy_attribute_label.pickle"
-    with path.open("rb") as f:
-        upstream = NumpyOnly(f).load()
-    table = load_vp_labels("hmdb51")
-    assert len(upstream) == len(table)
-    for key, value in list(upstream.items())[::97]:
-        assert np.array_equal(table.row(key.rsplit(".", 1)[0]), np.asarray(value).reshape(-1))
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    path = tmp_path / "labels.pickle"
+    path.write_bytes(pickle.dumps({"a/b.mp4": Evil()}))
+    with pytest.raises(LabelError, match="forbidden global"):
+        load_vp_pickle(path)
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_hmdb51_split_files(shared_data):

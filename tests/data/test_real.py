@@ -104,3 +104,26 @@ def test_data_check_cli(fake_hmdb, capsys, tmp_path):
     assert "found 0" in capsys.readouterr().out
     assert main(["data", "check", "--preset", "vp-hmdb51"]) == 2
     assert "data.root" in capsys.readouterr().err
+
+
+def test_training_run_skips_and_lists_corrupt_videos(fake_hmdb, tmp_path):
+    """A dataset with corrupt files trains to the end; the run log lists what was skipped."""
+    import shutil
+
+    from stprivacy import pipeline
+
+    root, _ = fake_hmdb
+    videos = tmp_path / "videos"
+    shutil.copytree(root / "videos", videos)
+    corrupt = sorted(videos.rglob("*.avi"))[:3]
+    for i, path in enumerate(corrupt):
+        path.write_bytes(b"" if i == 0 else b"RIFF" + bytes(range(256)) * 4)
+    over = [f"data.root={videos}", f"data.split_dir={root / 'splits'}", "data.sampling.size=32",
+            "data.sampling.num_frames=8", "data.sampling.train_views=1", "data.sampling.test_clips=1",
+            "data.sampling.test_crops=1", "model.preset=tiny", "recognizer.preset=tiny", "train.phase1_epochs=1",
+            "train.phase2_epochs=1", "train.batch_size=8", "train.lr=0.001"]
+    run = pipeline.prepare_run(load_experiment("vp-hmdb51", over), tmp_path / "run")
+    pipeline.train(run)
+    data_event = next(r for r in run.read_log() if r["event"] == "data")
+    assert sorted(data_event["unreadable"]) == sorted(str(p) for p in corrupt)
+    assert run.read_log()[-1]["event"] == "trained"
