@@ -1,4 +1,4 @@
-"""The instability guard: inject a NaN, expect a rollback with a lower learning rate, and a clear stop after the limit."""
+"""The instability guard: an injected NaN rolls back with a lower learning rate; persistent divergence stops."""
 
 import pytest
 import torch
