@@ -77,8 +77,9 @@ class MethodResult:
 
 def _fit_cfg(cfg: ExperimentConfig, epochs: int) -> FitConfig:
     e = cfg.evaluate
+    data = e.data or cfg.data
     return FitConfig(epochs=epochs, batch_size=e.batch_size, lr=e.peak_lr(), weight_decay=e.weight_decay,
-                     warmup_epochs=e.warmup_epochs)
+                     warmup_epochs=e.warmup_epochs, hflip=data.hflip)
 
 
 def make_attacker(kind: str, cfg: ExperimentConfig, num_attributes: int):

@@ -10,9 +10,11 @@ from stprivacy.data.clips import ClipSet, to_float
 
 
 def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
-                    random_view: bool = True, drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+                    random_view: bool = True, drop_last: bool = False,
+                    hflip: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Yield dicts with ``video`` (B x 3 x T x H x W float in [0, 1]), ``action``, ``attributes`` and, when
-    present, ``keep_mask``. Training picks one random view per video; evaluation takes :func:`all_views`."""
+    present, ``keep_mask``. Training picks one random view per video; evaluation takes :func:`all_views`.
+    With ``hflip`` each clip is mirrored left-right with probability 1/2 (its keep mask too)."""
     n = len(clips)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
@@ -27,6 +29,15 @@ def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator
         }
         if clips.keep_masks is not None:
             batch["keep_mask"] = clips.keep_masks[idx, views].float()
+        if hflip:
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            batch["video"][flip] = batch["video"][flip].flip(-1)
+            if "keep_mask" in batch:
+                b, l, n = batch["keep_mask"].shape
+                side = int(round(n**0.5))
+                grid = batch["keep_mask"].reshape(b, l, side, n // side)
+                grid[flip] = grid[flip].flip(-1)
+                batch["keep_mask"] = grid.reshape(b, l, n)
         yield batch
 
 

@@ -73,7 +73,7 @@ def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str,
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
     sums: dict[str, float] = {}
-    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
+    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip), total=steps,
                desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False, disable=not runtime.progress)
     for batch in bar:
         batch = {k: v.to(device) for k, v in batch.items()}

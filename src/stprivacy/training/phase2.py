@@ -115,7 +115,7 @@ def _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[s
     device = runtime.torch_device()
     limits = {"bce_P": tc.max_privacy_bce}
     sums: dict[str, float] = {}
-    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen), total=steps,
+    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip), total=steps,
                desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False, disable=not runtime.progress)
     for batch in bar:
         batch = {k: v.to(device) for k, v in batch.items()}

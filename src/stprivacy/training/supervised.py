@@ -34,6 +34,8 @@ class FitConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
+    #: Random horizontal flips (the dataset's ``data.hflip``).
+    hflip: bool = False
 
 
 def task_loss(task: str, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -56,7 +58,8 @@ def fit(model: nn.Module, clips: ClipSet, task: str, cfg: FitConfig, runtime: Ru
     history = []
     for epoch in range(cfg.epochs):
         total, count = 0.0, 0
-        bar = tqdm(iterate_batches(clips, cfg.batch_size, shuffle=True, generator=gen), total=steps_per_epoch,
+        batches = iterate_batches(clips, cfg.batch_size, shuffle=True, generator=gen, hflip=cfg.hflip)
+        bar = tqdm(batches, total=steps_per_epoch,
                    desc=f"{desc} {task} {epoch + 1}/{cfg.epochs}", leave=False, disable=not runtime.progress)
         for batch in bar:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
