@@ -133,6 +133,6 @@ def test_train_and_restart_from_cli(tmp_path):
     out = str(tmp_path / "r")
     assert main(["train", "--preset", "tiny", "--out", out]) == 0
     assert main(["train", "--preset", "tiny", "--out", out]) == 0  # nothing left to do: resumes and returns
-    assert RunDir(out).read_log()[-1]["event"] == "resume"
+    assert [r["event"] for r in RunDir(out).read_log()][-2:] == ["trained", "resume"]
     assert main(["train", "--preset", "tiny", "--out", out, "--restart"]) == 0
     assert [r["event"] for r in RunDir(out).read_log()][0] == "start"

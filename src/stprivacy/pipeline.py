@@ -67,6 +67,9 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy
     cfg = run.config()
     cfg.runtime.apply_threads()
     seed_everything(cfg.seed)
+    if checkpoint_exists(run.checkpoint(ANONYMIZER)):  # already trained: nothing to decode or render
+        log.info("%s is trained already", run.path)
+        return load_anonymizer(run.path)
     if data is not None:
         train_clips = data[0]
     else:
@@ -75,9 +78,6 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy
     _check_model_fits_data(cfg, train_clips)
     model = STPrivacy(cfg.model, num_classes=len(train_clips.action_names))
     final = run.checkpoint(ANONYMIZER)
-    if checkpoint_exists(final):
-        load_modules(final, {"anonymizer": model})
-        return model
     if not checkpoint_exists(run.checkpoint("phase2")):
         train_phase1(model, train_clips, cfg, run)
     model, _ = train_phase2(model, train_clips, cfg, run)
