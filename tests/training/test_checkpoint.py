@@ -70,3 +70,21 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(tmp_path / "ck", {"m": model}, {"epoch": 2})
     assert (tmp_path / "ck.safetensors").read_bytes() == before
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_unwritable_checkpoint_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CheckpointError, match="cannot create checkpoint folder"):
+        save_checkpoint(blocker / "ckpts" / "phase1", {"m": STPrivacy.from_preset("tiny")}, {"epoch": 1})
+
+
+def test_unwritable_run_folder_is_a_clear_error(tmp_path):
+    from stprivacy.config import load_experiment
+    from stprivacy.errors import ConfigError
+    from stprivacy.pipeline import prepare_run
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot create run folder"):
+        prepare_run(load_experiment("tiny"), blocker / "run")

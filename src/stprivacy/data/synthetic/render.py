@@ -17,7 +17,7 @@ from stprivacy.data.synthetic.config import ACTIONS, ATTRIBUTES, SynthConfig
 SKIN_TONES = (np.array([0.95, 0.80, 0.68]), np.array([0.40, 0.26, 0.17]))  # skin_color 0 = light, 1 = dark
 
 # Body proportions as fractions of the figure height.
-NECK_Y, HEAD_Y, HEAD_R = -0.40, -0.51, 0.085
+NECK_Y, HEAD_Y, HEAD_R = -0.40, -0.52, 0.11
 UPPER_ARM, FOREARM, THIGH, SHIN = 0.17, 0.16, 0.23, 0.22
 
 # Action-dependent attribute priors used when ``attribute_correlation`` > 0 (rows follow ACTIONS).
@@ -108,7 +108,9 @@ class _Appearance:
 
 def _dark_colour(rng: np.random.Generator) -> np.ndarray:
     """A saturated, darkish clothing colour, never close to a skin tone."""
-    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.5, 0.9), rng.uniform(0.25, 0.5)
+    # Hues from yellow-green round to purple: no orange or brown garment that could pass for (dark) skin, so
+    # bare limbs (nudity) stay an appearance cue.
+    hue, sat, val = rng.uniform(0.17, 0.95), rng.uniform(0.5, 0.9), rng.uniform(0.25, 0.5)
     rgb = np.array([abs(((hue * 6 + k) % 6) - 3) - 1 for k in (0, 4, 2)]).clip(0, 1)
     return val * (1 - sat + sat * rgb)
 
