@@ -16,6 +16,7 @@ from stprivacy.evaluation.metrics import chance_cmap
 from stprivacy.evaluation.phase3 import MethodResult, anonymize_clips, evaluate_clips
 from stprivacy.evaluation.report import build_report, result_from_json, result_to_json, write_report
 from stprivacy.models import STPrivacy
+from stprivacy.models.pretrained import with_pretrained
 from stprivacy.runtime import seed_everything
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, read_metadata, save_checkpoint
 from stprivacy.training.phase1 import train_phase1
@@ -76,7 +77,9 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy
         train_clips, _, report = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
         log_data_report(run, report)
     _check_model_fits_data(cfg, train_clips)
-    model = STPrivacy(cfg.model, num_classes=len(train_clips.action_names))
+    model = with_pretrained(STPrivacy(cfg.model, num_classes=len(train_clips.action_names)))
+    if cfg.model.pretrained:
+        run.log("pretrained", model="anonymizer", **vars(model.pretrained_report))
     final = run.checkpoint(ANONYMIZER)
     if not checkpoint_exists(run.checkpoint("phase2")):
         train_phase1(model, train_clips, cfg, run)

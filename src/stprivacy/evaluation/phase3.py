@@ -24,6 +24,7 @@ from stprivacy.config import ExperimentConfig
 from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
 from stprivacy.models import FrameAttacker, STPrivacy, VideoRecognizer
+from stprivacy.models.pretrained import with_pretrained
 from stprivacy.runtime import RuntimeConfig, seed_everything
 from stprivacy.training.supervised import FitConfig, fit, predict
 
@@ -84,7 +85,7 @@ def _fit_cfg(cfg: ExperimentConfig, epochs: int) -> FitConfig:
 
 def make_attacker(kind: str, cfg: ExperimentConfig, num_attributes: int):
     if kind == "vit":
-        return VideoRecognizer(cfg.recognizer, num_attributes)
+        return with_pretrained(VideoRecognizer(cfg.recognizer, num_attributes))
     if kind == "frame":
         return FrameAttacker(num_attributes, cfg.frame_attacker)
     raise ValueError(f"unknown attacker {kind!r}; choose from {ATTACKERS}")
@@ -97,7 +98,7 @@ def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: Cl
     use_mask = train.keep_masks is not None
     label = f"{name}" + (f" a={keep_ratio}" if keep_ratio is not None else "")
     seed_everything(seed)
-    action_model = VideoRecognizer(cfg.recognizer, len(train.action_names))
+    action_model = with_pretrained(VideoRecognizer(cfg.recognizer, len(train.action_names)))
     fit(action_model, train, "action", _fit_cfg(cfg, e.epochs), runtime, seed=seed, use_mask=use_mask, desc=label)
     scores = predict(action_model, test, "action", runtime, use_mask=use_mask)
     result = MethodResult(name, keep_ratio, seed, top1_accuracy(scores, test.actions.numpy()))

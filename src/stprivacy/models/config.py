@@ -36,6 +36,11 @@ class ModelConfig:
     selection_points: tuple[int, ...] = (3, 6, 9)
     #: Default per-stage keep ratio ``a`` (training target; inference can use another one).
     keep_ratio: float = 0.7
+    #: Local ImageNet ViT weights (timm / DeiT layout, .safetensors or .pth) inflated into the trunk when a model is
+    #: built for training; None = from scratch. See :mod:`stprivacy.models.pretrained`.
+    pretrained: str | None = None
+    #: How the 2D patch kernel is inflated over the tubelet's frames: "average" or "center".
+    pretrained_inflate: str = "average"
 
     def __post_init__(self) -> None:
         self.tubelet = tuple(int(v) for v in self.tubelet)

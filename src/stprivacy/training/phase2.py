@@ -25,6 +25,7 @@ from stprivacy.config import ExperimentConfig
 from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss, privacy_loss
 from stprivacy.models import STPrivacy, VideoRecognizer
+from stprivacy.models.pretrained import with_pretrained
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
 from stprivacy.training.guard import Diverged, TrainingDivergedError, check_losses, rollback
@@ -40,7 +41,7 @@ class Adversaries(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_attributes = num_attributes
-        self.action = VideoRecognizer(cfg.recognizer, num_actions)
+        self.action = with_pretrained(VideoRecognizer(cfg.recognizer, num_actions))
         self.privacy = nn.ModuleList(self._privacy_models())
 
     def _privacy_models(self) -> list[nn.Module]:
