@@ -45,17 +45,16 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_da
     uninterrupted = _weights(pipeline.train(full, tiny_data))
 
     # the same run, killed right after the checkpoint of `epoch` in `phase` was written
-    module = {1: "stprivacy.training.phase1", 2: "stprivacy.training.phase2"}[phase]
-    import importlib
+    from stprivacy.training import epochs as epochs_module
 
-    real_save = importlib.import_module(module).save_checkpoint
+    real_save = epochs_module.save_checkpoint
 
     def save_then_die(stem, modules, state=None, metadata=None):
         real_save(stem, modules, state, metadata)
-        if metadata["epoch"] == epoch:
+        if (metadata["phase"], metadata["epoch"]) == (phase, epoch):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(f"{module}.save_checkpoint", save_then_die)
+    monkeypatch.setattr(epochs_module, "save_checkpoint", save_then_die)
     killed = pipeline.prepare_run(load_experiment("tiny", over), tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
         pipeline.train(killed, tiny_data)

@@ -16,11 +16,10 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy
 from stprivacy.training.batches import iterate_batches
-from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
-from stprivacy.training.guard import Diverged, TrainingDivergedError, check_losses, rollback
+from stprivacy.training.epochs import run_epochs
+from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
-from stprivacy.training.state import restore_trainer, trainer_state
 
 
 def phase1_step(model: STPrivacy, batch: dict, recon_weight: float) -> dict[str, torch.Tensor]:
@@ -45,27 +44,10 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay)}
     scheds = {"anonymizer": warmup_cosine(opts["anonymizer"], tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))}
     gen = torch.Generator().manual_seed(cfg.seed)
-    stem, modules = run.checkpoint("phase1"), {"anonymizer": model}
-    epoch = 0
-    if checkpoint_exists(stem):
-        load_modules(stem, modules)
-        epoch = restore_trainer(load_state(stem), opts, scheds, gen)
-    else:  # the rollback target of the first epoch
-        save_checkpoint(stem, modules, trainer_state(0, opts, scheds, gen), {"phase": 1, "epoch": 0})
-    rollbacks = 0
-    while epoch < tc.phase1_epochs:
-        try:
-            sums = _phase1_epoch(model, train, cfg, opts["anonymizer"], scheds["anonymizer"], gen, epoch, steps)
-        except Diverged as exc:
-            rollbacks += 1
-            if rollbacks > tc.max_rollbacks:
-                raise TrainingDivergedError(f"phase 1 diverged {rollbacks} times ({exc}); lower train.lr") from None
-            epoch = rollback(stem, modules, opts, scheds, gen, tc.rollback_lr_factor)
-            run.log("rollback", phase=1, epoch=epoch + 1, reason=str(exc), lr_factor=tc.rollback_lr_factor)
-            continue
-        epoch += 1
-        run.log("epoch", phase=1, epoch=epoch, **{k: round(v, 5) for k, v in sums.items()})
-        save_checkpoint(stem, modules, trainer_state(epoch, opts, scheds, gen), {"phase": 1, "epoch": epoch})
+    run_epochs(phase=1, epochs=tc.phase1_epochs, run=run, stem=run.checkpoint("phase1"),
+               modules={"anonymizer": model}, optimizers=opts, schedulers=scheds, generator=gen, tc=tc,
+               epoch_fn=lambda epoch: _phase1_epoch(model, train, cfg, opts["anonymizer"], scheds["anonymizer"],
+                                                    gen, epoch, steps))
     return model
 
 

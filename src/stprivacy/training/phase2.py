@@ -27,11 +27,10 @@ from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss,
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.training.batches import iterate_batches
-from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
-from stprivacy.training.guard import Diverged, TrainingDivergedError, check_losses, rollback
+from stprivacy.training.epochs import run_epochs
+from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
-from stprivacy.training.state import restore_trainer, trainer_state
 
 
 class Adversaries(nn.Module):
@@ -83,31 +82,16 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
             "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay)}
     scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    stem, modules = run.checkpoint("phase2"), {"anonymizer": f, "adversaries": adv}
-    epoch = 0
-    if checkpoint_exists(stem):
-        load_modules(stem, modules)
-        epoch = restore_trainer(load_state(stem), opts, scheds, gen)
-    else:  # the rollback target of the first epoch
-        save_checkpoint(stem, modules, trainer_state(0, opts, scheds, gen), {"phase": 2, "epoch": 0})
-    rollbacks = 0
-    while epoch < tc.phase2_epochs:
+
+    def restart_privacy(epoch: int) -> None:
         if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
             adv.restart_privacy()
             run.log("privacy_restart", phase=2, epoch=epoch + 1)
-        try:
-            sums = _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps)
-        except Diverged as exc:
-            rollbacks += 1
-            if rollbacks > tc.max_rollbacks:
-                raise TrainingDivergedError(f"phase 2 diverged {rollbacks} times ({exc}); lower train.lr or "
-                                            "train.lambda_p") from None
-            epoch = rollback(stem, modules, opts, scheds, gen, tc.rollback_lr_factor)
-            run.log("rollback", phase=2, epoch=epoch + 1, reason=str(exc), lr_factor=tc.rollback_lr_factor)
-            continue
-        epoch += 1
-        run.log("epoch", phase=2, epoch=epoch, **{k: round(v, 5) for k, v in sums.items()})
-        save_checkpoint(stem, modules, trainer_state(epoch, opts, scheds, gen), {"phase": 2, "epoch": epoch})
+
+    run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=run.checkpoint("phase2"),
+               modules={"anonymizer": f, "adversaries": adv}, optimizers=opts, schedulers=scheds, generator=gen,
+               tc=tc, epoch_fn=lambda epoch: _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps),
+               before_epoch=restart_privacy)
     return f, adv
 
 
