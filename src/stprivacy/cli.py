@@ -127,7 +127,7 @@ def _cmd_synth(args) -> None:
 
 def _cmd_data_check(args) -> None:
     from stprivacy.config import load_experiment
-    from stprivacy.data.build import _real_entries
+    from stprivacy.data.build import real_entries
     from stprivacy.data.video_io import probe_fps
     from stprivacy.errors import VideoReadError
 
@@ -135,7 +135,7 @@ def _cmd_data_check(args) -> None:
     if cfg.data.kind == "synthetic":
         print("synthetic data is rendered on the fly: nothing to check")
         return
-    train, test, classes, attrs, report = _real_entries(cfg.data, cfg.seed)
+    train, test, classes, attrs, report = real_entries(cfg.data, cfg.seed)
     if args.decode:
         for e in train + test:
             try:

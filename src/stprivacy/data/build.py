@@ -23,7 +23,7 @@ def build_datasets(cfg: DataConfig, seed: int, progress: bool = True) -> tuple[C
         train = render_split(synth, cfg.train_size, seed, "train", cfg.workers, progress)
         test = render_split(synth, cfg.test_size, seed, "test", cfg.workers, progress)
         return train, test, DatasetReport(found=len(train) + len(test))
-    train_entries, test_entries, names, attrs, report = _real_entries(cfg, seed)
+    train_entries, test_entries, names, attrs, report = real_entries(cfg, seed)
     common = dict(action_names=names, attribute_names=attrs, seed=seed, cache_dir=cfg.cache_dir, progress=progress,
                   report=report)
     train = decode_clipset(train_entries, cfg.sampling, train=True, **common)
@@ -31,7 +31,7 @@ def build_datasets(cfg: DataConfig, seed: int, progress: bool = True) -> tuple[C
     return train, test, report
 
 
-def _real_entries(cfg: DataConfig, seed: int):
+def real_entries(cfg: DataConfig, seed: int):
     from stprivacy.data.splits import read_hmdb51_split, read_ucf101_split
     from stprivacy.data.vp_labels import VP_ATTRIBUTES, load_vp_labels
 

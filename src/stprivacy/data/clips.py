@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -63,19 +62,6 @@ class ClipSet(Dataset):
         if self.keep_masks is not None:
             item["keep_mask"] = self.keep_masks[i]
         return item
-
-    def subset(self, index) -> ClipSet:
-        index = torch.as_tensor(index, dtype=torch.long)
-        return ClipSet(
-            self.videos[index], self.actions[index], self.attributes[index], self.action_names, self.attribute_names,
-            None if self.person_masks is None else self.person_masks[index],
-            None if self.keep_masks is None else self.keep_masks[index],
-            [self.names[i] for i in index.tolist()] if self.names else [],
-        )
-
-    def chance_rates(self) -> np.ndarray:
-        """Positive rate of each attribute."""
-        return self.attributes.float().mean(0).numpy()
 
 
 def to_float(video: torch.Tensor) -> torch.Tensor:

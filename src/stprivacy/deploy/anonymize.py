@@ -8,6 +8,7 @@ only its real frames are emitted. Nothing of the input container is copied: no m
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -48,17 +49,13 @@ def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio:
     model.eval()
     cfg = model.cfg
     iterator = iter(frames)
-    try:
-        first = next(iterator)
-    except StopIteration:
-        return
-    framing = framing or Framing(cfg.img_size, first.shape[0], first.shape[1])
-
-    def chain():
-        yield first
-        yield from iterator
-
-    for window, real in _windows(chain(), cfg.num_frames):
+    if framing is None:  # letterbox to the size of the first frame
+        first = next(iterator, None)
+        if first is None:
+            return
+        framing = Framing(cfg.img_size, first.shape[0], first.shape[1])
+        iterator = itertools.chain([first], iterator)
+    for window, real in _windows(iterator, cfg.num_frames):
         x = framing.batch(window)
         anonymized, keep = model.anonymize(x, keep_ratio)
         out = framing.unbatch(anonymized)[:real]
@@ -96,13 +93,10 @@ def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_rati
     else:
         framing = Framing(model.cfg.img_size, first.shape[0], first.shape[1], output_scale)
 
-    def all_frames():
-        yield first
-        yield from frames
-
     count = 0
     with VideoWriter(dst, fps=fps) as writer:
-        for frame in anonymize_frames(model, all_frames(), keep_ratio, framing=framing, side_by_side=side_by_side):
+        for frame in anonymize_frames(model, itertools.chain([first], frames), keep_ratio, framing=framing,
+                                      side_by_side=side_by_side):
             writer.write(frame)
             count += 1
     return count

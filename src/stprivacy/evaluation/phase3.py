@@ -23,14 +23,13 @@ from tqdm.auto import tqdm
 from stprivacy.config import ExperimentConfig
 from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
-from stprivacy.models import FrameAttacker, STPrivacy, VideoRecognizer
+from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
+from stprivacy.models.recognizers import build_attacker
 from stprivacy.runtime import RuntimeConfig, seed_everything
 from stprivacy.training.supervised import FitConfig, fit, predict
 
 log = logging.getLogger(__name__)
-
-ATTACKERS = ("vit", "frame")
 
 
 @torch.inference_mode()
@@ -83,14 +82,6 @@ def _fit_cfg(cfg: ExperimentConfig, epochs: int) -> FitConfig:
                      warmup_epochs=e.warmup_epochs, hflip=data.hflip)
 
 
-def make_attacker(kind: str, cfg: ExperimentConfig, num_attributes: int):
-    if kind == "vit":
-        return with_pretrained(VideoRecognizer(cfg.recognizer, num_attributes))
-    if kind == "frame":
-        return FrameAttacker(num_attributes, cfg.frame_attacker)
-    raise ValueError(f"unknown attacker {kind!r}; choose from {ATTACKERS}")
-
-
 def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: ClipSet, cfg: ExperimentConfig,
                    seed: int) -> MethodResult:
     """Train a fresh action recognizer and every attacker on ``train``; measure them on ``test``."""
@@ -105,7 +96,7 @@ def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: Cl
     labels = test.attributes.numpy()
     for k, kind in enumerate(e.attackers):
         seed_everything(seed * 1000 + k + 1)
-        attacker = make_attacker(kind, cfg, len(train.attribute_names))
+        attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
         fit(attacker, train, "privacy", _fit_cfg(cfg, e.attacker_epochs or e.epochs), runtime, seed=seed,
             use_mask=use_mask and kind == "vit", desc=f"{label} {kind}")
         probs = predict(attacker, test, "privacy", runtime, use_mask=use_mask and kind == "vit")

@@ -48,8 +48,9 @@ def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
         for kind in rs[0].attackers:
             per = [r.attackers[kind] for r in rs]
             aps = np.array([[np.nan if a is None else a for a in p.per_attribute_ap] for p in per], dtype=float)
+            kind_cmap, kind_cmap_std = _mean_std([p.cmap for p in per])
             attackers[kind] = {
-                "cmap": _mean_std([p.cmap for p in per])[0], "cmap_std": _mean_std([p.cmap for p in per])[1],
+                "cmap": kind_cmap, "cmap_std": kind_cmap_std,
                 "f1": _mean_std([p.f1 for p in per])[0],
                 "per_attribute_ap": dict(zip(attribute_names, np.nanmean(aps, 0).round(3).tolist(), strict=True)),
             }

@@ -17,6 +17,20 @@ from stprivacy.models.config import FrameAttackerConfig, ModelConfig
 from stprivacy.models.selection import masked_mean
 from stprivacy.models.vit import Standardize, VideoViT, init_vit_weights
 
+ATTACKERS = ("vit", "frame")
+
+
+def build_attacker(kind: str, recognizer: ModelConfig, frame: FrameAttackerConfig, num_outputs: int) -> nn.Module:
+    """A fresh privacy attacker of family ``kind``: "vit" (video-level, ImageNet-initialised when the recognizer
+    config names weights) or "frame" (per-frame CNN)."""
+    if kind == "vit":
+        from stprivacy.models.pretrained import with_pretrained
+
+        return with_pretrained(VideoRecognizer(recognizer, num_outputs))
+    if kind == "frame":
+        return FrameAttacker(num_outputs, frame)
+    raise ValueError(f"unknown attacker {kind!r}; choose from {ATTACKERS}")
+
 
 def is_topk_mask(keep: torch.Tensor) -> bool:
     """True when ``keep`` (B x L x N) has no gradient and the same number of kept tokens in every slice."""
@@ -46,18 +60,17 @@ class VideoRecognizer(nn.Module):
         """
         x = self.vit.tokens(video)
         b, s, d = x.shape
+        if keep_mask is not None:
+            grid = self.vit.grid
+            if tuple(keep_mask.shape) != (b, grid.slices, grid.tokens_per_slice):
+                raise ValueError(
+                    f"keep mask must be B x {grid.slices} x {grid.tokens_per_slice}, got {tuple(keep_mask.shape)}"
+                )
+            if is_topk_mask(keep_mask):  # keep only the kept tokens, then it is the unmasked case
+                keep_idx = keep_mask.reshape(b, s).nonzero()[:, 1].reshape(b, -1)
+                x = x.gather(1, keep_idx.unsqueeze(-1).expand(-1, -1, d))
+                keep_mask = None
         if keep_mask is None:
-            for block in self.vit.blocks:
-                x = block(x)
-            return self.head(self.vit.norm(x).mean(dim=1))
-        grid = self.vit.grid
-        if tuple(keep_mask.shape) != (b, grid.slices, grid.tokens_per_slice):
-            raise ValueError(
-                f"keep mask must be B x {grid.slices} x {grid.tokens_per_slice}, got {tuple(keep_mask.shape)}"
-            )
-        if is_topk_mask(keep_mask):
-            keep_idx = keep_mask.reshape(b, s).nonzero()[:, 1].reshape(b, -1)
-            x = x.gather(1, keep_idx.unsqueeze(-1).expand(-1, -1, d))
             for block in self.vit.blocks:
                 x = block(x)
             return self.head(self.vit.norm(x).mean(dim=1))

@@ -26,6 +26,7 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss, privacy_loss
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
+from stprivacy.models.recognizers import build_attacker
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
@@ -44,9 +45,9 @@ class Adversaries(nn.Module):
         self.privacy = nn.ModuleList(self._privacy_models())
 
     def _privacy_models(self) -> list[nn.Module]:
-        from stprivacy.evaluation.phase3 import make_attacker
-
-        return [make_attacker(kind, self.cfg, self.num_attributes) for kind in self.cfg.train.privacy_adversaries
+        cfg = self.cfg
+        return [build_attacker(kind, cfg.recognizer, cfg.frame_attacker, self.num_attributes)
+                for kind in cfg.train.privacy_adversaries
                 for _ in range(self.cfg.train.privacy_ensemble)]
 
     def restart_privacy(self) -> None:
