@@ -129,26 +129,29 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     results: list[MethodResult] = []
 
-    def cached_or_run(name, ratio, seed, make_clips):
-        path = _result_path(run, name, ratio, seed)
-        if path.is_file():
-            return result_from_json(json.loads(path.read_text()))
-        tr, te = make_clips()
-        r = evaluate_clips(name, ratio, tr, te, cfg, seed)
-        path.write_text(json.dumps(result_to_json(r), indent=1))
-        run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,
-                privacy_cmap=r.worst[1].cmap, worst_attacker=r.worst[0])
-        return r
+    seeds = [cfg.seed + s for s in range(cfg.evaluate.seeds)]
 
-    for s in range(cfg.evaluate.seeds):
-        seed = cfg.seed + s
-        for name in cfg.evaluate.baselines:
-            results.append(cached_or_run(name, None, seed, lambda n=name: (
-                apply_baseline(n, train_clips), apply_baseline(n, test_clips))))
-        for a in cfg.evaluate.keep_ratios:
-            results.append(cached_or_run("stprivacy", a, seed, lambda a=a: (
-                anonymize_clips(model, train_clips, a, cfg.runtime),
-                anonymize_clips(model, test_clips, a, cfg.runtime))))
+    def evaluate_method(name, ratio, make_clips):
+        """Every seed of one method; its clips are transformed once (the transform does not depend on the seed)
+        and only when some seed's result is not saved yet."""
+        clips = None
+        for seed in seeds:
+            path = _result_path(run, name, ratio, seed)
+            if path.is_file():
+                results.append(result_from_json(json.loads(path.read_text())))
+                continue
+            clips = clips or make_clips()
+            r = evaluate_clips(name, ratio, *clips, cfg, seed)
+            path.write_text(json.dumps(result_to_json(r), indent=1))
+            run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,
+                    privacy_cmap=r.worst[1].cmap, worst_attacker=r.worst[0])
+            results.append(r)
+
+    for name in cfg.evaluate.baselines:
+        evaluate_method(name, None, lambda n=name: (apply_baseline(n, train_clips), apply_baseline(n, test_clips)))
+    for a in cfg.evaluate.keep_ratios:
+        evaluate_method("stprivacy", a, lambda a=a: (anonymize_clips(model, train_clips, a, cfg.runtime),
+                                                     anonymize_clips(model, test_clips, a, cfg.runtime)))
     data_cfg = cfg.evaluate.data or cfg.data
     dataset = data_cfg.kind + (f":{data_cfg.synth_preset}" if data_cfg.kind == "synthetic" else "")
     if cfg.evaluate.data is not None:
