@@ -22,6 +22,7 @@ import yaml
 
 from stprivacy.data.real import ClipSampling
 from stprivacy.errors import ConfigError
+from stprivacy.models.baselines import BdqConfig, SpactConfig, VitaConfig, check_baseline
 from stprivacy.models.config import FrameAttackerConfig, ModelConfig, model_preset
 from stprivacy.runtime import RuntimeConfig
 
@@ -110,13 +111,43 @@ class EvalConfig:
     keep_ratios: tuple[float, ...] = (1.0, 0.85, 0.7, 0.55, 0.4)
     #: Attacker families: "vit" (video-level ViT) and "frame" (per-frame CNN).
     attackers: tuple[str, ...] = ("vit", "frame")
-    #: Methods evaluated besides STPrivacy (baselines); "raw" is the unmodified video.
+    #: Methods evaluated besides STPrivacy (baselines); "raw" is the unmodified video. Non-learned: downsample2x,
+    #: downsample4x, blur_weak, blur_strong, blackening; learned (trained first, see ``baselines``): vita, spact, bdq.
     baselines: tuple[str, ...] = ("raw",)
     #: Phase 3 is repeated for seeds ``seed, seed + 1, ...``.
     seeds: int = 1
     #: Evaluate on another dataset than the anonymizer was trained on (the unseen-action settings); None = the
     #: training data.
     data: DataConfig | None = None
+
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
+
+    def __post_init__(self) -> None:
+        for name in self.baselines:
+            try:
+                check_baseline(name)
+            except ConfigError as exc:
+                raise ConfigError(f"evaluate.baselines: {exc}") from None
+
+
+@dataclass
+class BaselinesConfig:
+    """Training of the learned baselines (VITA, SPAct, BDQ) on the training split, each with its own objective
+    (see :mod:`stprivacy.training.baselines`), before phase 3 judges them like every other method."""
+
+    #: Adversarial epochs (after SPAct's reconstruction pre-training).
+    epochs: int = 20
+    batch_size: int = 32
+    #: Peak learning rate; None = ``1e-3 * batch_size / 512``.
+    lr: float | None = None
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    #: Families of the privacy models VITA and BDQ train against ("frame" and/or "vit").
+    privacy_models: tuple[str, ...] = ("frame",)
+    vita: VitaConfig = field(default_factory=VitaConfig)
+    spact: SpactConfig = field(default_factory=SpactConfig)
+    bdq: BdqConfig = field(default_factory=BdqConfig)
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
@@ -133,6 +164,7 @@ class ExperimentConfig:
     frame_attacker: FrameAttackerConfig = field(default_factory=FrameAttackerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 

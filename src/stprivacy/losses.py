@@ -53,3 +53,27 @@ def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_
     diff = video_to_tubelets((output - target).abs(), tubelet).mean(-1)  # B x S
     keep = keep_mask.reshape(diff.shape).to(diff.dtype)
     return (diff * keep).sum() / keep.sum().clamp_min(1.0)
+
+
+# ------------------------------------------------------------------------------------------- learned baselines
+def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of independent Bernoulli predictions given as logits; largest (ln 2) at p = 1/2.
+
+    The privacy term of BDQ (maximised) and, negated, VITA's privacy budget."""
+    p = torch.sigmoid(logits)
+    # -p log p - (1 - p) log(1 - p), written with logsigmoid so that saturated logits stay finite
+    return -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits)).mean()
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's normalised-temperature cross-entropy for B positive pairs (rows of ``z1`` and ``z2``).
+
+    Each of the 2B embeddings must pick its partner among the other 2B - 1 by cosine similarity / temperature."""
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"nt_xent needs two B x D batches, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    b = len(z1)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
+    partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+    return F.cross_entropy(sim, partner)

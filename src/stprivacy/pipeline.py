@@ -114,8 +114,6 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
 
     Each (method, keep ratio, seed) result is saved as soon as it exists, so an interrupted evaluation resumes.
     """
-    from stprivacy.models.baselines import apply_baseline
-
     cfg = run.config()
     cfg.runtime.apply_threads()
     if cfg.evaluate.data is not None:  # unseen actions: evaluate on another dataset
@@ -148,7 +146,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
             results.append(r)
 
     for name in cfg.evaluate.baselines:
-        evaluate_method(name, None, lambda n=name: (apply_baseline(n, train_clips), apply_baseline(n, test_clips)))
+        evaluate_method(name, None, lambda n=name: baseline_clips(run, n, train_clips, test_clips, data))
     for a in cfg.evaluate.keep_ratios:
         evaluate_method("stprivacy", a, lambda a=a: (anonymize_clips(model, train_clips, a, cfg.runtime),
                                                      anonymize_clips(model, test_clips, a, cfg.runtime)))
@@ -160,6 +158,27 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     write_report(report, run.path)
     run.log("report", methods=len(report["methods"]))
     return report
+
+
+def baseline_clips(run: RunDir, name: str, train_clips: ClipSet, test_clips: ClipSet,
+                   data: tuple[ClipSet, ClipSet] | None = None) -> tuple[ClipSet, ClipSet]:
+    """The evaluation clips seen through baseline ``name``; a learned baseline is trained first (or resumed, or
+    loaded) on the run's training data, like the anonymizer."""
+    from stprivacy.evaluation.phase3 import apply_learned_baseline
+    from stprivacy.models.baselines import LEARNED_BASELINES, apply_baseline
+    from stprivacy.training.baselines import train_learned_baseline
+
+    if name not in LEARNED_BASELINES:
+        return apply_baseline(name, train_clips), apply_baseline(name, test_clips)
+    cfg = run.config()
+    fit_on = train_clips
+    if cfg.evaluate.data is not None:  # unseen actions: trained where the anonymizer was
+        fit_on = data[0] if data is not None else build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)[0]
+    seed_everything(cfg.seed)
+    transform = train_learned_baseline(name, fit_on, cfg, run)
+    run.log("baseline_trained", method=name)
+    return (apply_learned_baseline(transform, train_clips, cfg.runtime, name),
+            apply_learned_baseline(transform, test_clips, cfg.runtime, name))
 
 
 def benchmark(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> dict:

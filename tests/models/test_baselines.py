@@ -5,7 +5,8 @@ import torch
 
 from stprivacy.data.clips import ClipSet
 from stprivacy.errors import ConfigError
-from stprivacy.models.baselines import BASELINES, apply_baseline, gaussian_blur, gaussian_kernel, pixelate
+from stprivacy.models.baselines import FIXED_BASELINES, apply_baseline
+from stprivacy.models.baselines.fixed import gaussian_blur, gaussian_kernel, pixelate
 
 
 def clipset(videos, masks=None):
@@ -37,7 +38,7 @@ def test_every_baseline_keeps_shape_and_dtype():
     videos = torch.randint(0, 255, (2, 3, 4, 16, 16), dtype=torch.uint8)
     masks = torch.zeros(2, 4, 16, 16, dtype=torch.uint8)
     masks[:, :, 4:12, 4:12] = 255
-    for name in BASELINES:
+    for name in FIXED_BASELINES:
         out = apply_baseline(name, clipset(videos, masks))
         assert out.videos.shape == (2, 1, 3, 4, 16, 16) and out.videos.dtype == torch.uint8, name
     black = apply_baseline("blackening", clipset(videos, masks)).videos
@@ -49,4 +50,6 @@ def test_blackening_without_masks_and_unknown_names_are_clear_errors():
     with pytest.raises(ConfigError, match="person masks"):
         apply_baseline("blackening", clipset(videos))
     with pytest.raises(ConfigError, match="available"):
+        apply_baseline("pixelshuffle", clipset(videos))
+    with pytest.raises(ConfigError, match="train it first"):
         apply_baseline("vita", clipset(videos))

@@ -14,10 +14,12 @@ Honesty rules, enforced by construction and tested:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig
@@ -33,26 +35,42 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def anonymize_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
-                    batch_size: int = 64, desc: str = "") -> ClipSet:
-    """Every view of every clip through the inference-mode anonymizer, quantised to uint8 like a video file."""
+def transform_clips(transform: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]], clips: ClipSet,
+                    runtime: RuntimeConfig, batch_size: int = 64, desc: str = "transform") -> ClipSet:
+    """Every view of every clip through ``transform`` (float B x 3 x T x H x W in [0, 1] -> the output video and
+    its keep mask or None), quantised to uint8 like a video file. The transform must be in inference mode."""
     device = runtime.torch_device()
-    model.to(device).eval()
     n, v = len(clips), clips.views
     flat = clips.videos.flatten(0, 1)
     videos = torch.empty_like(flat, dtype=torch.uint8)
     masks = None
-    for start in tqdm(range(0, len(flat), batch_size), desc=desc or f"anonymize a={keep_ratio}", leave=False,
-                      disable=not runtime.progress):
+    for start in tqdm(range(0, len(flat), batch_size), desc=desc, leave=False, disable=not runtime.progress):
         x = to_float(flat[start:start + batch_size]).to(device)
         with runtime.autocast(device):
-            out, keep = model.anonymize(x, keep_ratio)
+            out, keep = transform(x)
         videos[start:start + len(x)] = (out.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-        if masks is None:
-            masks = torch.empty((len(flat), *keep.shape[1:]), dtype=torch.uint8)
-        masks[start:start + len(x)] = keep.to(torch.uint8).cpu()
+        if keep is not None:
+            if masks is None:
+                masks = torch.empty((len(flat), *keep.shape[1:]), dtype=torch.uint8)
+            masks[start:start + len(x)] = keep.to(torch.uint8).cpu()
     return ClipSet(videos.reshape(clips.videos.shape), clips.actions, clips.attributes, clips.action_names,
-                   clips.attribute_names, keep_masks=masks.reshape(n, v, *masks.shape[1:]), names=clips.names)
+                   clips.attribute_names, keep_masks=None if masks is None else masks.reshape(n, v, *masks.shape[1:]),
+                   names=clips.names)
+
+
+def anonymize_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
+                    batch_size: int = 64) -> ClipSet:
+    """Every clip through the inference-mode (top-k) anonymizer; its keep masks travel with the clips."""
+    model.to(runtime.torch_device()).eval()
+    return transform_clips(lambda x: model.anonymize(x, keep_ratio), clips, runtime, batch_size,
+                           desc=f"anonymize a={keep_ratio}")
+
+
+def apply_learned_baseline(transform: nn.Module, clips: ClipSet, runtime: RuntimeConfig, name: str,
+                           batch_size: int = 64) -> ClipSet:
+    """Every clip through a trained learned baseline (VITA, SPAct, BDQ) in inference mode."""
+    transform.to(runtime.torch_device()).eval()
+    return transform_clips(lambda x: (transform(x), None), clips, runtime, batch_size, desc=name)
 
 
 @dataclass

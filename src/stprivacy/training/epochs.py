@@ -14,10 +14,10 @@ from stprivacy.training.run_dir import RunDir
 from stprivacy.training.state import restore_trainer, trainer_state
 
 
-def run_epochs(*, phase: int, epochs: int, run: RunDir, stem: Path, modules: dict, optimizers: dict,
+def run_epochs(*, phase: int | str, epochs: int, run: RunDir, stem: Path, modules: dict, optimizers: dict,
                schedulers: dict, generator: torch.Generator, tc: TrainConfig,
                epoch_fn: Callable[[int], dict[str, float]],
-               before_epoch: Callable[[int], None] | None = None) -> None:
+               before_epoch: Callable[[int], None] | None = None, lr_option: str = "train.lr") -> None:
     """Run ``epoch_fn(epoch)`` for the epochs not yet in the checkpoint ``stem``.
 
     A checkpoint of the starting point is written first, so even the first epoch has a rollback target. When
@@ -39,7 +39,7 @@ def run_epochs(*, phase: int, epochs: int, run: RunDir, stem: Path, modules: dic
         except Diverged as exc:
             rollbacks += 1
             if rollbacks > tc.max_rollbacks:
-                raise TrainingDivergedError(f"phase {phase} diverged {rollbacks} times ({exc}); lower train.lr"
+                raise TrainingDivergedError(f"phase {phase} diverged {rollbacks} times ({exc}); lower {lr_option}"
                                             + (" or train.lambda_p" if phase == 2 else "")) from None
             epoch = rollback(stem, modules, optimizers, schedulers, generator, tc.rollback_lr_factor)
             run.log("rollback", phase=phase, epoch=epoch + 1, reason=str(exc), lr_factor=tc.rollback_lr_factor)

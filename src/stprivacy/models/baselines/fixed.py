@@ -1,6 +1,6 @@
-"""Baseline video transforms evaluated by the same phase-3 harness as STPrivacy (METHOD.md section 7).
+"""The non-learned baselines (METHOD.md section 7).
 
-Each baseline maps a :class:`ClipSet` of uint8 videos to one of the same shape, view by view:
+Each one maps a :class:`ClipSet` of uint8 videos to one of the same shape, view by view:
 
 * ``raw``: the unmodified video;
 * ``downsample2x`` / ``downsample4x``: every frame reduced by k (mean of each k x k block) and enlarged back by
@@ -9,8 +9,6 @@ Each baseline maps a :class:`ClipSet` of uint8 videos to one of the same shape, 
   and 2.6 pixels at 64 x 64, 1.7 and 4.5 at 112 x 112), reflect padding, kernel radius 3 sigma;
 * ``blackening``: pixels of the person mask set to black (needs the mask: the synthetic renderer provides it; real
   datasets need a mask source and otherwise get a clear error).
-
-The learned baselines (VITA, SPAct, BDQ) are not implemented yet.
 """
 
 from __future__ import annotations
@@ -96,7 +94,7 @@ def blacken(clips: ClipSet) -> ClipSet:
     return _with_videos(clips, clips.videos.masked_fill(person, 0))
 
 
-BASELINES: dict[str, Callable[[ClipSet], ClipSet]] = {
+FIXED_BASELINES: dict[str, Callable[[ClipSet], ClipSet]] = {
     "raw": lambda clips: clips,
     "downsample2x": _pixelation(2),
     "downsample4x": _pixelation(4),
@@ -104,11 +102,3 @@ BASELINES: dict[str, Callable[[ClipSet], ClipSet]] = {
     "blur_strong": _blur("blur_strong"),
     "blackening": blacken,
 }
-
-
-def apply_baseline(name: str, clips: ClipSet) -> ClipSet:
-    try:
-        transform = BASELINES[name]
-    except KeyError:
-        raise ConfigError(f"unknown baseline {name!r}; available: {sorted(BASELINES)}") from None
-    return transform(clips)

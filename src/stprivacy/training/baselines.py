@@ -1,0 +1,236 @@
+"""Training the learned baselines with their own published objectives (METHOD.md section 7).
+
+Each batch alternates two steps, like phase 2 of STPrivacy:
+
+1. **transform step**, adversary frozen: the transform ``f`` and an action recognizer ``A`` (trained jointly, as in
+   all three papers) minimise ``CE(A(f(x)), y) + privacy term``:
+
+   * VITA: ``+ gamma * max_i -H(P_i(f(x)))`` (the most confident member of a privacy ensemble, restarted every
+     ``vita.restart_every`` epochs);
+   * BDQ: ``- alpha * H(P(f(x)))`` (entropy of the privacy model's prediction, pushed up);
+   * SPAct: ``- omega * NT-Xent(E(v1), E(v2))`` (two augmented frames of the same anonymized clip, pushed apart);
+
+2. **adversary step** on the detached ``f(x)``: the privacy model(s) minimise their BCE (VITA, BDQ), or the
+   contrastive encoder its NT-Xent (SPAct, which never sees a privacy label).
+
+SPAct's UNet is first trained to reconstruct its input. Every stage is resumable through the shared epoch loop;
+the trained transform is saved alone as ``checkpoints/<name>`` and phase 3 uses only that.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from stprivacy.config import BaselinesConfig, ExperimentConfig
+from stprivacy.data.clips import ClipSet
+from stprivacy.losses import action_loss, binary_entropy, nt_xent, privacy_loss
+from stprivacy.models import VideoRecognizer
+from stprivacy.models.baselines import build_learned_baseline
+from stprivacy.models.baselines.spact import ContrastiveEncoder, two_views
+from stprivacy.models.pretrained import with_pretrained
+from stprivacy.models.recognizers import build_attacker
+from stprivacy.training.batches import iterate_batches
+from stprivacy.training.checkpoint import checkpoint_exists, load_modules, save_checkpoint
+from stprivacy.training.epochs import run_epochs
+from stprivacy.training.guard import check_losses
+from stprivacy.training.optim import make_optimizer, warmup_cosine
+from stprivacy.training.run_dir import RunDir
+
+
+class PrivacyEnsemble(nn.Module):
+    """The privacy models VITA and BDQ fight: ``members`` of every family in ``baselines.privacy_models``."""
+
+    def __init__(self, cfg: ExperimentConfig, num_attributes: int, members: int):
+        super().__init__()
+        self.cfg, self.num_attributes, self.members = cfg, num_attributes, members
+        self.models = nn.ModuleList(self._fresh())
+
+    def _fresh(self) -> list[nn.Module]:
+        cfg = self.cfg
+        return [build_attacker(kind, cfg.recognizer, cfg.frame_attacker, self.num_attributes)
+                for kind in cfg.baselines.privacy_models for _ in range(self.members)]
+
+    def restart(self) -> None:
+        device = next(self.parameters()).device
+        for m, fresh in zip(self.models, self._fresh(), strict=True):
+            m.load_state_dict(fresh.to(device).state_dict())
+
+    def entropies(self, video: torch.Tensor) -> torch.Tensor:
+        return torch.stack([binary_entropy(m(video).float()) for m in self.models])
+
+    def bce(self, video: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+        return torch.stack([privacy_loss(m(video).float(), attributes) for m in self.models]).mean()
+
+
+class Objective:
+    """What differs between the three methods: the adversary, the privacy term of the transform step, the
+    adversary's own loss, and what happens before an epoch."""
+
+    adversary: nn.Module
+
+    def privacy_term(self, video: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def adversary_losses(self, video: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def before_epoch(self, epoch: int, run: RunDir) -> None:
+        pass
+
+
+class VitaObjective(Objective):
+    def __init__(self, cfg: ExperimentConfig, num_attributes: int):
+        self.cfg = cfg.baselines.vita
+        self.adversary = PrivacyEnsemble(cfg, num_attributes, self.cfg.ensemble)
+
+    def privacy_term(self, video, batch):
+        budget = -self.adversary.entropies(video).min()  # max_i of -H: the most confident privacy model
+        return {"budget": budget, "privacy_term": self.cfg.gamma * budget}
+
+    def adversary_losses(self, video, batch):
+        return {"adv_bce": self.adversary.bce(video, batch["attributes"])}
+
+    def before_epoch(self, epoch, run):
+        every = self.cfg.restart_every
+        if every and epoch and epoch % every == 0:
+            self.adversary.restart()
+            run.log("privacy_restart", phase="vita", epoch=epoch + 1)
+
+
+class BdqObjective(Objective):
+    def __init__(self, cfg: ExperimentConfig, num_attributes: int):
+        self.cfg = cfg.baselines.bdq
+        self.adversary = PrivacyEnsemble(cfg, num_attributes, 1)
+
+    def privacy_term(self, video, batch):
+        entropy = self.adversary.entropies(video).mean()
+        return {"entropy": entropy, "privacy_term": -self.cfg.alpha * entropy}
+
+    def adversary_losses(self, video, batch):
+        return {"adv_bce": self.adversary.bce(video, batch["attributes"])}
+
+
+class SpactObjective(Objective):
+    def __init__(self, cfg: ExperimentConfig, num_attributes: int):
+        self.cfg = cfg.baselines.spact
+        self.adversary = ContrastiveEncoder(self.cfg, cfg.frame_attacker)
+        self.views = torch.Generator().manual_seed(cfg.seed + 7)
+
+    def _nt_xent(self, video):
+        v1, v2 = two_views(video, self.views)
+        return nt_xent(self.adversary(v1).float(), self.adversary(v2).float(), self.cfg.temperature)
+
+    def privacy_term(self, video, batch):
+        loss = self._nt_xent(video)
+        return {"nt_xent": loss, "privacy_term": -self.cfg.omega * loss}
+
+    def adversary_losses(self, video, batch):
+        return {"adv_nt_xent": self._nt_xent(video)}
+
+
+OBJECTIVES = {"vita": VitaObjective, "spact": SpactObjective, "bdq": BdqObjective}
+
+
+def train_learned_baseline(name: str, train: ClipSet, cfg: ExperimentConfig, run: RunDir) -> nn.Module:
+    """Train (or resume, or load) the learned baseline ``name``; returns its transform in eval mode."""
+    t = train.clip_shape[0]
+    bc = cfg.baselines
+    transform = build_learned_baseline(name, t, bc.vita, bc.spact, bc.bdq)
+    final = run.checkpoint(name)
+    if checkpoint_exists(final):
+        load_modules(final, {"transform": transform})
+        return transform.eval()
+    device = cfg.runtime.torch_device()
+    transform.to(device)
+    if name == "spact" and bc.spact.pretrain_epochs:
+        _pretrain_reconstruction(transform, train, cfg, run, name)
+    objective = OBJECTIVES[name](cfg, len(train.attribute_names))
+    action = with_pretrained(VideoRecognizer(cfg.recognizer, len(train.action_names))).to(device)
+    objective.adversary.to(device)
+    utility = nn.ModuleDict({"transform": transform, "action": action})
+    steps = _steps(train, bc)
+    opts = {"utility": make_optimizer(utility, bc.peak_lr(), bc.weight_decay),
+            "adversary": make_optimizer(objective.adversary, bc.peak_lr(), bc.weight_decay)}
+    scheds = {k: warmup_cosine(o, bc.epochs * steps, int(bc.warmup_epochs * steps)) for k, o in opts.items()}
+    gen = torch.Generator().manual_seed(cfg.seed + 11)
+    modules = {"transform": transform, "action": action, "adversary": objective.adversary}
+    run_epochs(phase=name, epochs=bc.epochs, run=run, stem=run.checkpoint(f"{name}_train"), modules=modules,
+               optimizers=opts, schedulers=scheds, generator=gen, tc=cfg.train, lr_option="baselines.lr",
+               epoch_fn=lambda epoch: _adversarial_epoch(name, transform, action, objective, train, cfg, opts,
+                                                         scheds, gen, epoch),
+               before_epoch=lambda epoch: objective.before_epoch(epoch, run))
+    save_checkpoint(final, {"transform": transform}, metadata={"baseline": name, "epochs": bc.epochs})
+    return transform.eval()
+
+
+def _steps(train: ClipSet, bc: BaselinesConfig) -> int:
+    return max(1, -(-len(train) // bc.batch_size))
+
+
+def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: str):
+    device = cfg.runtime.torch_device()
+    batches = iterate_batches(train, cfg.baselines.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip)
+    for batch in tqdm(batches, total=_steps(train, cfg.baselines), desc=desc, leave=False,
+                      disable=not cfg.runtime.progress):
+        yield {k: v.to(device) for k, v in batch.items() if k != "keep_mask"}
+
+
+def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, scheds, gen, epoch) -> dict[str, float]:
+    runtime, steps = cfg.runtime, _steps(train, cfg.baselines)
+    device = runtime.torch_device()
+    transform.train(), action.train(), objective.adversary.train()
+    sums: dict[str, float] = {}
+    for batch in _batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}"):
+        objective.adversary.requires_grad_(False)
+        with runtime.autocast(device):
+            video = transform(batch["video"])
+            losses = {"ce": action_loss(action(video).float(), batch["action"])}
+            losses.update(objective.privacy_term(video, batch))
+        losses["total"] = losses["ce"] + losses["privacy_term"]
+        check_losses(losses)
+        opts["utility"].zero_grad(set_to_none=True)
+        losses["total"].backward()
+        opts["utility"].step()
+        objective.adversary.requires_grad_(True)
+        with runtime.autocast(device):
+            adv = objective.adversary_losses(video.detach(), batch)
+        check_losses(adv)
+        opts["adversary"].zero_grad(set_to_none=True)
+        sum(adv.values()).backward()
+        opts["adversary"].step()
+        for s in scheds.values():
+            s.step()
+        for k, v in {**losses, **adv}.items():
+            sums[k] = sums.get(k, 0.0) + v.item() / steps
+    return sums
+
+
+def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: ExperimentConfig, run: RunDir,
+                             name: str) -> None:
+    """SPAct's first stage: the UNet learns to reproduce its input (L1)."""
+    bc, runtime = cfg.baselines, cfg.runtime
+    device = runtime.torch_device()
+    epochs, steps = bc.spact.pretrain_epochs, _steps(train, bc)
+    opts = {"transform": make_optimizer(transform, bc.peak_lr(), bc.weight_decay)}
+    scheds = {"transform": warmup_cosine(opts["transform"], epochs * steps, int(bc.warmup_epochs * steps))}
+    gen = torch.Generator().manual_seed(cfg.seed + 13)
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
+        transform.train()
+        total = 0.0
+        for batch in _batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}"):
+            with runtime.autocast(device):
+                loss = (transform(batch["video"]).float() - batch["video"]).abs().mean()
+            check_losses({"reconstruction": loss})
+            opts["transform"].zero_grad(set_to_none=True)
+            loss.backward()
+            opts["transform"].step()
+            scheds["transform"].step()
+            total += loss.item() / steps
+        return {"reconstruction": total}
+
+    run_epochs(phase=f"{name} pretrain", epochs=epochs, run=run, stem=run.checkpoint(f"{name}_pretrain"),
+               modules={"transform": transform}, optimizers=opts, schedulers=scheds, generator=gen, tc=cfg.train,
+               epoch_fn=epoch_fn, lr_option="baselines.lr")
