@@ -18,6 +18,7 @@ from stprivacy.evaluation.report import build_report, result_from_json, result_t
 from stprivacy.models import STPrivacy
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.runtime import seed_everything
+from stprivacy.training import distributed
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, read_metadata, save_checkpoint
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2
@@ -38,9 +39,25 @@ def _check_model_fits_data(cfg: ExperimentConfig, clips: ClipSet) -> None:
                               f"{t}x{h}x{w}; set {section}.num_frames / {section}.img_size or the data's sampling")
 
 
+def start_processes(cfg: ExperimentConfig) -> distributed.Dist:
+    """Join the ``torchrun`` process group if there is one (a no-op for a single process) and share the CPU
+    threads among the processes of this machine."""
+    group = distributed.init_from_env(cfg.runtime.torch_device())
+    cfg.runtime.apply_threads(group.world)
+    return group
+
+
 def prepare_run(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> RunDir:
     """Create a run folder, or reopen an existing one to resume it (its saved config wins over ``cfg``)."""
+    group = start_processes(cfg)
     run = RunDir(out)
+    if group.is_main:
+        _prepare_on_main(run, cfg, restart)
+    distributed.barrier()
+    return run
+
+
+def _prepare_on_main(run: RunDir, cfg: ExperimentConfig, restart: bool) -> None:
     if run.exists() and restart:
         shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
         shutil.rmtree(run.eval_dir, ignore_errors=True)
@@ -52,7 +69,17 @@ def prepare_run(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -
     else:
         run.create(cfg)
         run.log("start", name=cfg.name)
-    return run
+
+
+def load_data(data_cfg, seed: int, progress: bool):
+    """:func:`build_datasets`, rank 0 first when there is a decoded-clip cache, so the other ranks read it."""
+    group = distributed.current()
+    if group.enabled and data_cfg.cache_dir and not group.is_main:
+        distributed.barrier()
+    built = build_datasets(data_cfg, seed, progress and group.is_main)
+    if group.enabled and data_cfg.cache_dir and group.is_main:
+        distributed.barrier()
+    return built
 
 
 def log_data_report(run: RunDir, report) -> None:
@@ -66,15 +93,15 @@ def log_data_report(run: RunDir, report) -> None:
 def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy:
     """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer."""
     cfg = run.config()
-    cfg.runtime.apply_threads()
-    seed_everything(cfg.seed)
+    start_processes(cfg)
+    seed_everything(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
     if checkpoint_exists(run.checkpoint(ANONYMIZER)):  # already trained: nothing to decode or render
         log.info("%s is trained already", run.path)
         return load_anonymizer(run.path)
     if data is not None:
         train_clips = data[0]
     else:
-        train_clips, _, report = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
+        train_clips, _, report = load_data(cfg.data, cfg.seed, cfg.runtime.progress)
         log_data_report(run, report)
     _check_model_fits_data(cfg, train_clips)
     model = with_pretrained(STPrivacy(cfg.model, num_classes=len(train_clips.action_names)))
@@ -84,8 +111,11 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy
     if not checkpoint_exists(run.checkpoint("phase2")):
         train_phase1(model, train_clips, cfg, run)
     model, _ = train_phase2(model, train_clips, cfg, run)
-    save_checkpoint(final, {"anonymizer": model}, metadata={"phase": 2, "num_classes": len(train_clips.action_names),
-                                                            "model": json.loads(json.dumps(cfg.model.__dict__))})
+    if distributed.current().is_main:
+        save_checkpoint(final, {"anonymizer": model},
+                        metadata={"phase": 2, "num_classes": len(train_clips.action_names),
+                                  "model": json.loads(json.dumps(cfg.model.__dict__))})
+    distributed.barrier()
     run.log("trained")
     return model
 
@@ -115,13 +145,13 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     Each (method, keep ratio, seed) result is saved as soon as it exists, so an interrupted evaluation resumes.
     """
     cfg = run.config()
-    cfg.runtime.apply_threads()
+    group = start_processes(cfg)
     if cfg.evaluate.data is not None:  # unseen actions: evaluate on another dataset
-        train_clips, test_clips, _ = build_datasets(cfg.evaluate.data, cfg.seed, cfg.runtime.progress)
+        train_clips, test_clips, _ = load_data(cfg.evaluate.data, cfg.seed, cfg.runtime.progress)
     elif data is not None:
         train_clips, test_clips = data
     else:
-        train_clips, test_clips, _ = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
+        train_clips, test_clips, _ = load_data(cfg.data, cfg.seed, cfg.runtime.progress)
     _check_model_fits_data(cfg, train_clips)
     model = load_anonymizer(run.path)
     run.eval_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +170,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 continue
             clips = clips or make_clips()
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
-            path.write_text(json.dumps(result_to_json(r), indent=1))
+            if group.is_main:
+                path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,
                     privacy_cmap=r.worst[1].cmap, worst_attacker=r.worst[0])
             results.append(r)
@@ -155,7 +186,9 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     if cfg.evaluate.data is not None:
         dataset = f"{cfg.data.kind} -> {dataset}"
     report = build_report(dataset, test_clips.attribute_names, chance_cmap(test_clips.attributes.numpy()), results)
-    write_report(report, run.path)
+    if group.is_main:
+        write_report(report, run.path)
+    distributed.barrier()
     run.log("report", methods=len(report["methods"]))
     return report
 
@@ -173,7 +206,7 @@ def baseline_clips(run: RunDir, name: str, train_clips: ClipSet, test_clips: Cli
     cfg = run.config()
     fit_on = train_clips
     if cfg.evaluate.data is not None:  # unseen actions: trained where the anonymizer was
-        fit_on = data[0] if data is not None else build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)[0]
+        fit_on = data[0] if data is not None else load_data(cfg.data, cfg.seed, cfg.runtime.progress)[0]
     seed_everything(cfg.seed)
     transform = train_learned_baseline(name, fit_on, cfg, run)
     run.log("baseline_trained", method=name)
@@ -185,8 +218,7 @@ def benchmark(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> 
     """Everything in one run folder: data, phases 1-2, phase 3 for STPrivacy and the baselines, reports."""
     run = prepare_run(cfg, out, restart)
     cfg = run.config()
-    cfg.runtime.apply_threads()
-    train_clips, test_clips, report = build_datasets(cfg.data, cfg.seed, cfg.runtime.progress)
+    train_clips, test_clips, report = load_data(cfg.data, cfg.seed, cfg.runtime.progress)
     log_data_report(run, report)
     train(run, (train_clips, test_clips))
     return evaluate(run, (train_clips, test_clips))

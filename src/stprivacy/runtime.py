@@ -22,19 +22,38 @@ class RuntimeConfig:
     precision: str = "auto"
     #: Show progress bars.
     progress: bool = True
+    #: Gradient accumulation: each batch is processed as this many micro-batches (per process), with the same
+    #: update as the whole batch at once; for batches that do not fit in memory.
+    accumulate: int = 1
+    #: ``torch.compile`` the models' training forward passes (GPUs; the first steps are slower while it compiles).
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be >= 1, got {self.accumulate}")
 
     def torch_device(self) -> torch.device:
+        """The configured device; under ``torchrun`` with several processes, "cuda" means this process's own GPU
+        (``cuda:LOCAL_RANK``)."""
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            device = torch.device(self.device)
+        if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return device
 
-    def apply_threads(self) -> None:
-        n = self.threads or len(os.sched_getaffinity(0))
+    def apply_threads(self, processes: int = 1) -> None:
+        """``threads``, or this machine's cores shared among ``processes`` (the ranks of a CPU ``torchrun``)."""
+        n = self.threads or len(os.sched_getaffinity(0)) // max(1, processes)
         torch.set_num_threads(max(1, n))
+
+    def compiled(self, model: torch.nn.Module):
+        """The callable to train ``model`` with: ``torch.compile(model)`` when ``compile`` is on, else the model.
+        Compiled and plain modules share their parameters, so checkpoints are unaffected."""
+        return torch.compile(model) if self.compile else model
 
     def autocast(self, device: torch.device):
         if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):

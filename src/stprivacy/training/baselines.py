@@ -31,6 +31,7 @@ from stprivacy.models.baselines import build_learned_baseline
 from stprivacy.models.baselines.spact import ContrastiveEncoder, two_views
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
+from stprivacy.training import distributed
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, save_checkpoint
 from stprivacy.training.epochs import run_epochs
@@ -149,6 +150,8 @@ def train_learned_baseline(name: str, train: ClipSet, cfg: ExperimentConfig, run
     objective = OBJECTIVES[name](cfg, len(train.attribute_names))
     action = with_pretrained(VideoRecognizer(cfg.recognizer, len(train.action_names))).to(device)
     objective.adversary.to(device)
+    for m in (transform, action, objective.adversary):
+        distributed.broadcast_module(m)
     utility = nn.ModuleDict({"transform": transform, "action": action})
     steps = _steps(train, bc)
     opts = {"utility": make_optimizer(utility, bc.peak_lr(), bc.weight_decay),
@@ -161,7 +164,9 @@ def train_learned_baseline(name: str, train: ClipSet, cfg: ExperimentConfig, run
                epoch_fn=lambda epoch: _adversarial_epoch(name, transform, action, objective, train, cfg, opts,
                                                          scheds, gen, epoch),
                before_epoch=lambda epoch: objective.before_epoch(epoch, run))
-    save_checkpoint(final, {"transform": transform}, metadata={"baseline": name, "epochs": bc.epochs})
+    if distributed.current().is_main:
+        save_checkpoint(final, {"transform": transform}, metadata={"baseline": name, "epochs": bc.epochs})
+    distributed.barrier()
     return transform.eval()
 
 
@@ -170,40 +175,55 @@ def _steps(train: ClipSet, bc: BaselinesConfig) -> int:
 
 
 def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: str):
-    device = cfg.runtime.torch_device()
+    """Global batches (on the CPU; :func:`distributed.backward_parts` moves each rank's share)."""
     batches = iterate_batches(train, cfg.baselines.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip)
     for batch in tqdm(batches, total=_steps(train, cfg.baselines), desc=desc, leave=False,
                       disable=not cfg.runtime.progress):
-        yield {k: v.to(device) for k, v in batch.items() if k != "keep_mask"}
+        if distributed.usable(batch):
+            yield {k: v for k, v in batch.items() if k != "keep_mask"}
 
 
 def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, scheds, gen, epoch) -> dict[str, float]:
     runtime, steps = cfg.runtime, _steps(train, cfg.baselines)
     device = runtime.torch_device()
-    transform.train(), action.train(), objective.adversary.train()
+    adversary = objective.adversary
+    transform.train(), action.train(), adversary.train()
     sums: dict[str, float] = {}
     for batch in _batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}"):
-        objective.adversary.requires_grad_(False)
-        with runtime.autocast(device):
-            video = transform(batch["video"])
-            losses = {"ce": action_loss(action(video).float(), batch["action"])}
-            losses.update(objective.privacy_term(video, batch))
-        losses["total"] = losses["ce"] + losses["privacy_term"]
-        check_losses(losses)
+        adversary.requires_grad_(False)
+
+        def utility_loss(part):
+            with runtime.autocast(device):
+                video = transform(part["video"])
+                losses = {"ce": action_loss(action(video).float(), part["action"])}
+                losses.update(objective.privacy_term(video, part))
+            losses["total"] = losses["ce"] + losses["privacy_term"]
+            return losses, video.detach()
+
         opts["utility"].zero_grad(set_to_none=True)
-        losses["total"].backward()
+        losses, parts = distributed.backward_parts(batch, utility_loss, device, runtime.accumulate)
+        check_losses(losses)
+        distributed.sync_gradients([transform, action])
         opts["utility"].step()
-        objective.adversary.requires_grad_(True)
-        with runtime.autocast(device):
-            adv = objective.adversary_losses(video.detach(), batch)
-        check_losses(adv)
+        adversary.requires_grad_(True)
         opts["adversary"].zero_grad(set_to_none=True)
-        sum(adv.values()).backward()
+        adv: dict[str, float] = {}
+        for part, weight, video in parts:
+            with runtime.autocast(device):
+                part_losses = objective.adversary_losses(video, part)
+            (sum(part_losses.values()) * weight).backward()
+            for k, v in part_losses.items():
+                adv[k] = adv.get(k, 0.0) + float(v.detach()) * weight
+        adv = distributed.reduce_sums(adv)
+        check_losses(adv)
+        distributed.sync_gradients([adversary])
         opts["adversary"].step()
         for s in scheds.values():
             s.step()
         for k, v in {**losses, **adv}.items():
-            sums[k] = sums.get(k, 0.0) + v.item() / steps
+            sums[k] = sums.get(k, 0.0) + v / steps
+    for m in (transform, action, adversary):  # BatchNorm statistics: rank 0's
+        distributed.broadcast_module(m)
     return sums
 
 
@@ -217,18 +237,22 @@ def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: Experime
     scheds = {"transform": warmup_cosine(opts["transform"], epochs * steps, int(bc.warmup_epochs * steps))}
     gen = torch.Generator().manual_seed(cfg.seed + 13)
 
+    def loss_fn(part):
+        with runtime.autocast(device):
+            return {"total": (transform(part["video"]).float() - part["video"]).abs().mean()}, None
+
     def epoch_fn(epoch: int) -> dict[str, float]:
         transform.train()
         total = 0.0
         for batch in _batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}"):
-            with runtime.autocast(device):
-                loss = (transform(batch["video"]).float() - batch["video"]).abs().mean()
-            check_losses({"reconstruction": loss})
             opts["transform"].zero_grad(set_to_none=True)
-            loss.backward()
+            losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
+            check_losses(losses)
+            distributed.sync_gradients([transform])
             opts["transform"].step()
             scheds["transform"].step()
-            total += loss.item() / steps
+            total += losses["total"] / steps
+        distributed.broadcast_module(transform)
         return {"reconstruction": total}
 
     run_epochs(phase=f"{name} pretrain", epochs=epochs, run=run, stem=run.checkpoint(f"{name}_pretrain"),

@@ -41,12 +41,15 @@ def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator
         yield batch
 
 
-def all_views(clips: ClipSet, batch_size: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """Yield (video indices, batch of every view of those videos flattened to B*V clips)."""
+def all_views(clips: ClipSet, batch_size: int, videos: range | None = None
+              ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Yield (video indices, batch of every view of those videos flattened to B*V clips), over ``videos`` (a range
+    of video indices, default all)."""
     v = clips.views
     per = max(1, batch_size // v)
-    for start in range(0, len(clips), per):
-        idx = torch.arange(start, min(start + per, len(clips)))
+    videos = videos if videos is not None else range(len(clips))
+    for start in range(videos.start, videos.stop, per):
+        idx = torch.arange(start, min(start + per, videos.stop))
         batch = {"video": to_float(clips.videos[idx].flatten(0, 1))}
         if clips.keep_masks is not None:
             batch["keep_mask"] = clips.keep_masks[idx].flatten(0, 1).float()

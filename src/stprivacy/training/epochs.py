@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from stprivacy.config import TrainConfig
+from stprivacy.training import distributed
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, load_state, save_checkpoint
 from stprivacy.training.guard import Diverged, TrainingDivergedError, rollback
 from stprivacy.training.run_dir import RunDir
@@ -28,8 +29,8 @@ def run_epochs(*, phase: int | str, epochs: int, run: RunDir, stem: Path, module
         load_modules(stem, modules)
         epoch = restore_trainer(load_state(stem), optimizers, schedulers, generator)
     else:
-        save_checkpoint(stem, modules, trainer_state(0, optimizers, schedulers, generator),
-                        {"phase": phase, "epoch": 0})
+        _save(stem, modules, trainer_state(0, optimizers, schedulers, generator), {"phase": phase, "epoch": 0})
+    distributed.decorrelate_rng()
     rollbacks = 0
     while epoch < epochs:
         if before_epoch is not None:
@@ -42,9 +43,16 @@ def run_epochs(*, phase: int | str, epochs: int, run: RunDir, stem: Path, module
                 raise TrainingDivergedError(f"phase {phase} diverged {rollbacks} times ({exc}); lower {lr_option}"
                                             + (" or train.lambda_p" if phase == 2 else "")) from None
             epoch = rollback(stem, modules, optimizers, schedulers, generator, tc.rollback_lr_factor)
+            distributed.decorrelate_rng()
             run.log("rollback", phase=phase, epoch=epoch + 1, reason=str(exc), lr_factor=tc.rollback_lr_factor)
             continue
         epoch += 1
         run.log("epoch", phase=phase, epoch=epoch, **{k: round(v, 5) for k, v in sums.items()})
-        save_checkpoint(stem, modules, trainer_state(epoch, optimizers, schedulers, generator),
-                        {"phase": phase, "epoch": epoch})
+        _save(stem, modules, trainer_state(epoch, optimizers, schedulers, generator), {"phase": phase, "epoch": epoch})
+
+
+def _save(stem: Path, modules: dict, state: dict, metadata: dict) -> None:
+    """Rank 0 writes; every rank waits until the checkpoint is complete (a rollback reads it on every rank)."""
+    if distributed.current().is_main:
+        save_checkpoint(stem, modules, state, metadata)
+    distributed.barrier()

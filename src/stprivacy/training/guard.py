@@ -20,9 +20,9 @@ class TrainingDivergedError(STPrivacyError, RuntimeError):
     """Training kept diverging after the allowed number of rollbacks."""
 
 
-def check_losses(losses: dict[str, torch.Tensor], limits: dict[str, float] | None = None) -> None:
+def check_losses(losses: dict[str, torch.Tensor | float], limits: dict[str, float] | None = None) -> None:
     for name, value in losses.items():
-        v = float(value.detach())
+        v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
         if not math.isfinite(v):
             raise Diverged(f"{name} is {v}")
         if limits and name in limits and v > limits[name]:

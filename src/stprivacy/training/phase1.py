@@ -15,6 +15,7 @@ from stprivacy.config import ExperimentConfig
 from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy
+from stprivacy.training import distributed
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
@@ -22,15 +23,16 @@ from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 
 
-def phase1_step(model: STPrivacy, batch: dict, recon_weight: float) -> dict[str, torch.Tensor]:
+def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int], batch: dict,
+                recon_weight: float) -> dict[str, torch.Tensor]:
+    """The phase-1 losses of one batch; ``model`` is the anonymizer (or its compiled forward)."""
     out = model(batch["video"])
     losses = {
-        "spars": keep_ratio_loss(out.decisions, model.stage_ratios()),
+        "spars": keep_ratio_loss(out.decisions, stage_ratios),
         "ce": action_loss(out.action_logits.float(), batch["action"]),
     }
     if recon_weight:
-        losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask,
-                                                                    model.grid.tubelet)
+        losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
     losses["total"] = sum(losses.values())
     return losses
 
@@ -40,6 +42,7 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
     model.to(device).train()
+    distributed.broadcast_module(model)
     steps = max(1, -(-len(train) // tc.batch_size))
     opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay)}
     scheds = {"anonymizer": warmup_cosine(opts["anonymizer"], tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))}
@@ -54,19 +57,26 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
 def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str, float]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
+    forward = runtime.compiled(model)
     sums: dict[str, float] = {}
     bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip), total=steps,
                desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False, disable=not runtime.progress)
     for batch in bar:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with runtime.autocast(device):
-            losses = phase1_step(model, batch, tc.phase1_reconstruction)
-        check_losses(losses)
+        if not distributed.usable(batch):
+            continue
+
+        def loss_fn(part):
+            with runtime.autocast(device):
+                return phase1_step(forward, model.stage_ratios(), model.grid.tubelet, part,
+                                   tc.phase1_reconstruction), None
+
         opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
+        check_losses(losses)
+        distributed.sync_gradients([model])
         opt.step()
         sched.step()
         for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + v.item() / steps
-        bar.set_postfix(ce=f"{losses['ce'].item():.3f}", spars=f"{losses['spars'].item():.4f}")
+            sums[k] = sums.get(k, 0.0) + v / steps
+        bar.set_postfix(ce=f"{losses['ce']:.3f}", spars=f"{losses['spars']:.4f}")
     return sums

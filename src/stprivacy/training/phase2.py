@@ -27,6 +27,7 @@ from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss,
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
+from stprivacy.training import distributed
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
@@ -56,9 +57,10 @@ class Adversaries(nn.Module):
             p.load_state_dict(fresh.to(device).state_dict())
 
 
-def anonymizer_step(f: STPrivacy, adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
+def anonymizer_step(f, stage_ratios: list[float], adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
+    """The anonymizer's losses on one batch; ``f`` is the anonymizer (or its compiled forward)."""
     out = f(batch["video"])
-    spars = keep_ratio_loss(out.decisions, f.stage_ratios())
+    spars = keep_ratio_loss(out.decisions, stage_ratios)
     ce = action_loss(adv.action(out.video, out.keep_mask).float(), batch["action"])
     bces = torch.stack([privacy_loss(p(out.video, out.keep_mask).float(), batch["attributes"]) for p in adv.privacy])
     bce = bces.min()  # the strongest privacy recognizer
@@ -78,6 +80,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     adv = Adversaries(cfg, len(train.action_names), len(train.attribute_names)).to(device)
     f.to(device).train()
     adv.train()
+    distributed.broadcast_module(f)
+    distributed.broadcast_module(adv)
     steps = max(1, -(-len(train) // tc.batch_size))
     opts = {"anonymizer": make_optimizer(f, tc.peak_lr(), tc.weight_decay),
             "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay)}
@@ -99,31 +103,44 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
 def _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[str, float]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
+    forward = runtime.compiled(f)
     limits = {"bce_P": tc.max_privacy_bce}
     sums: dict[str, float] = {}
     bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip), total=steps,
                desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False, disable=not runtime.progress)
     for batch in bar:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        if not distributed.usable(batch):
+            continue
         adv.requires_grad_(False)
-        with runtime.autocast(device):
-            out, f_losses = anonymizer_step(f, adv, batch, tc.lambda_a, tc.lambda_p)
-        check_losses(f_losses, limits)
+
+        def anonymizer_loss(part):
+            with runtime.autocast(device):
+                out, losses = anonymizer_step(forward, f.stage_ratios(), adv, part, tc.lambda_a, tc.lambda_p)
+            return losses, (out.video.detach(), out.keep_mask.detach())
+
         opts["anonymizer"].zero_grad(set_to_none=True)
-        f_losses["total"].backward()
+        f_losses, parts = distributed.backward_parts(batch, anonymizer_loss, device, runtime.accumulate)
+        check_losses(f_losses, limits)
+        distributed.sync_gradients([f])
         opts["anonymizer"].step()
         adv.requires_grad_(True)
-        with runtime.autocast(device):
-            r_losses = recognizer_step(adv, out.video.detach(), out.keep_mask.detach(), batch)
-        check_losses(r_losses)
         opts["adversaries"].zero_grad(set_to_none=True)
-        r_losses["total"].backward()
+        r_losses = {}
+        for part, weight, (video, keep) in parts:  # the recognizers learn from this step's anonymized clips
+            with runtime.autocast(device):
+                losses = recognizer_step(adv, video, keep, part)
+            (losses["total"] * weight).backward()
+            for k, v in losses.items():
+                r_losses[k] = r_losses.get(k, 0.0) + float(v.detach()) * weight
+        check_losses(distributed.reduce_sums(r_losses))
+        distributed.sync_gradients([adv])
         opts["adversaries"].step()
         for s in scheds.values():
             s.step()
         # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
         # so only the anonymizer step is logged.
         for k, v in f_losses.items():
-            sums[k] = sums.get(k, 0.0) + v.item() / steps
-        bar.set_postfix(ce_A=f"{f_losses['ce_A'].item():.3f}", bce_P=f"{f_losses['bce_P'].item():.3f}")
+            sums[k] = sums.get(k, 0.0) + v / steps
+        bar.set_postfix(ce_A=f"{f_losses['ce_A']:.3f}", bce_P=f"{f_losses['bce_P']:.3f}")
+    distributed.broadcast_module(adv)  # BatchNorm statistics of the frame CNNs: rank 0's
     return sums

@@ -52,6 +52,11 @@ class RunDir:
         return load_experiment(self.config_path)
 
     def log(self, event: str, **fields) -> None:
+        """Append one event to ``log.jsonl`` (rank 0 only under ``torchrun``)."""
+        from stprivacy.training import distributed
+
+        if not distributed.current().is_main:
+            return
         record = {"time": round(time.time(), 3), "event": event, **fields}
         with (self.path / "log.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

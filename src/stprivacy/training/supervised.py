@@ -6,6 +6,7 @@ Used by phase 3 (fresh recognizers on anonymized clips), by the baselines and by
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, privacy_loss
 from stprivacy.runtime import RuntimeConfig
+from stprivacy.training import distributed
 from stprivacy.training.batches import all_views, iterate_batches
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 
@@ -50,7 +52,11 @@ def fit(model: nn.Module, clips: ClipSet, task: str, cfg: FitConfig, runtime: Ru
         use_mask: bool = False, desc: str = "", on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``model`` on ``clips`` for ``task``; returns one dict of metrics per epoch."""
     device = runtime.torch_device()
+    group = distributed.current()
     model.to(device).train()
+    distributed.broadcast_module(model, group)
+    distributed.decorrelate_rng(group)
+    forward = runtime.compiled(model)
     steps_per_epoch = max(1, -(-len(clips) // cfg.batch_size))
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
     sched = warmup_cosine(opt, cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch))
@@ -62,20 +68,27 @@ def fit(model: nn.Module, clips: ClipSet, task: str, cfg: FitConfig, runtime: Ru
         bar = tqdm(batches, total=steps_per_epoch,
                    desc=f"{desc} {task} {epoch + 1}/{cfg.epochs}", leave=False, disable=not runtime.progress)
         for batch in bar:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with runtime.autocast(device):
-                logits = model(batch["video"], batch.get("keep_mask") if use_mask else None)
-            loss = task_loss(task, logits.float(), batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: non-finite {task} loss at epoch {epoch + 1}")
+            if not distributed.usable(batch, group):
+                continue
+
+            def loss_fn(part):
+                with runtime.autocast(device):
+                    logits = forward(part["video"], part.get("keep_mask") if use_mask else None)
+                return {"total": task_loss(task, logits.float(), part)}, None
+
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate, group)
+            if not math.isfinite(losses["total"]):
+                raise FloatingPointError(f"{desc}: non-finite {task} loss at epoch {epoch + 1}")
+            distributed.sync_gradients([model], group)
             opt.step()
             sched.step()
-            total += loss.item() * len(batch["video"])
-            count += len(batch["video"])
+            n = len(batch["video"])
+            total += losses["total"] * n
+            count += n
             bar.set_postfix(loss=f"{total / count:.3f}")
-        record = {"epoch": epoch + 1, "task": task, "loss": total / count}
+        distributed.broadcast_module(model, group)  # BatchNorm statistics: rank 0's
+        record = {"epoch": epoch + 1, "task": task, "loss": total / max(count, 1)}
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -88,11 +101,12 @@ def predict(model: nn.Module, clips: ClipSet, task: str, runtime: RuntimeConfig,
     """Per-video scores averaged over its views: softmax probabilities (action) or sigmoid probabilities (privacy)."""
     device = runtime.torch_device()
     model.to(device).eval()
-    out = []
-    for idx, batch in all_views(clips, batch_size):
+    share = distributed.shard(len(clips))  # each rank scores its share of the videos
+    out = [torch.empty(0)]
+    for idx, batch in all_views(clips, batch_size, share):
         batch = {k: v.to(device) for k, v in batch.items()}
         with runtime.autocast(device):
             logits = model(batch["video"], batch.get("keep_mask") if use_mask else None).float()
         probs = logits.softmax(-1) if task == "action" else logits.sigmoid()
         out.append(probs.reshape(len(idx), clips.views, -1).mean(1).cpu())
-    return torch.cat(out).numpy()
+    return distributed.gather_rows(torch.cat(out)).numpy()
