@@ -88,7 +88,8 @@ def _cmd_train(args) -> None:
 
     run = pipeline.prepare_run(load_experiment(args.preset, args.overrides), args.out, args.restart)
     pipeline.train(run)
-    print(f"trained anonymizer: {run.checkpoint(pipeline.ANONYMIZER).with_suffix('.safetensors')}")
+    if _is_main():
+        print(f"trained anonymizer: {run.checkpoint(pipeline.ANONYMIZER).with_suffix('.safetensors')}")
 
 
 def _cmd_evaluate(args) -> None:
@@ -97,8 +98,9 @@ def _cmd_evaluate(args) -> None:
     from stprivacy.training.run_dir import RunDir
 
     report = pipeline.evaluate(RunDir(args.run))
-    print(markdown_table(report))
-    print(f"report: {Path(args.run) / 'report.json'}")
+    if _is_main():
+        print(markdown_table(report))
+        print(f"report: {Path(args.run) / 'report.json'}")
 
 
 def _cmd_benchmark(args) -> None:
@@ -107,8 +109,9 @@ def _cmd_benchmark(args) -> None:
     from stprivacy.evaluation.report import markdown_table
 
     report = pipeline.benchmark(load_experiment(args.preset, args.overrides), args.out, args.restart)
-    print(markdown_table(report))
-    print(f"report: {Path(args.out) / 'report.md'}, plot: {Path(args.out) / 'tradeoff.png'}")
+    if _is_main():
+        print(markdown_table(report))
+        print(f"report: {Path(args.out) / 'report.md'}, plot: {Path(args.out) / 'tradeoff.png'}")
 
 
 def _cmd_synth(args) -> None:
@@ -214,9 +217,21 @@ COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "benchmark": _cmd_be
             "anonymize": _cmd_anonymize, "export-onnx": _cmd_export_onnx, "presets": _cmd_presets}
 
 
+def _is_main() -> bool:
+    from stprivacy.training import distributed
+
+    return distributed.current().is_main
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``stprivacy`` command. Under ``torchrun`` every process runs it; rank 0 alone logs at INFO and prints."""
+    import os
+
+    from stprivacy.training import distributed
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    quiet = int(os.environ.get("RANK", "0")) > 0
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         if args.command == "data":
@@ -229,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stprivacy: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
     return 0
 
 

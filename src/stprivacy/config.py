@@ -71,6 +71,13 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     phase1_epochs: int = 80
     phase2_epochs: int = 40
+    #: The released code's schedule, off by default (1.0, 1.0, 0): ViT-trunk learning rate = ``backbone_lr_scale``
+    #: x the rate of the predictors (token scorers, heads; the released code uses at most 0.1), times
+    #: ``layer_decay ** (depth + 1 - layer)`` per layer (layer-wise decay), and the trunk frozen for the first
+    #: ``freeze_backbone_epochs`` epochs of phase 1. Meant for ImageNet-initialised trunks (``model.pretrained``).
+    backbone_lr_scale: float = 1.0
+    layer_decay: float = 1.0
+    freeze_backbone_epochs: int = 0
     #: Weight of an L1 reconstruction of the kept tubelets in phase 1 (0 = the paper; see training/phase1.py).
     phase1_reconstruction: float = 0.0
     #: lambda_A and lambda_P of ``L_spars + lambda_A CE - lambda_P BCE``.
@@ -94,6 +101,12 @@ class TrainConfig:
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
+
+    def __post_init__(self) -> None:
+        if not 0 < self.backbone_lr_scale <= 1 or not 0 < self.layer_decay <= 1:
+            raise ConfigError("train.backbone_lr_scale and train.layer_decay must lie in (0, 1]")
+        if self.freeze_backbone_epochs < 0:
+            raise ConfigError("train.freeze_backbone_epochs must be >= 0")
 
 
 @dataclass

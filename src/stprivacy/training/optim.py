@@ -13,23 +13,56 @@ def scaled_lr(base_lr: float, batch_size: int) -> float:
     return base_lr * batch_size / 512
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms and whatever the model declares in ``no_weight_decay()``."""
+def trunk_layer(name: str, depth: int) -> int | None:
+    """Where a parameter sits in a ViT trunk (``...vit.*``): 0 for the embedding and positions, ``i + 1`` for
+    block ``i``, ``depth + 1`` for the final norm; None outside a trunk (token scorers, heads, CNNs)."""
+    if name.startswith("vit."):
+        rest = name[4:]
+    elif ".vit." in name:
+        rest = name.split(".vit.", 1)[1]
+    else:
+        return None
+    if rest.startswith(("embed.", "pos_embed")):
+        return 0
+    if rest.startswith("blocks."):
+        return int(rest.split(".")[1]) + 1
+    return depth + 1
+
+
+def _trunk_depth(model: nn.Module) -> int:
+    return max((len(m.blocks) for m in model.modules() if hasattr(m, "blocks") and hasattr(m, "pos_embed")),
+               default=0)
+
+
+def param_groups(model: nn.Module, weight_decay: float, backbone_lr_scale: float = 1.0,
+                 layer_decay: float = 1.0) -> list[dict]:
+    """AdamW groups: no weight decay on biases, norms and whatever the model declares in ``no_weight_decay()``;
+    ViT-trunk parameters get ``lr_scale = backbone_lr_scale * layer_decay ** (depth + 1 - layer)`` (the released
+    STPrivacy/DynamicViT recipe: predictors at the full rate, a slower backbone, deeper layers faster than
+    shallow ones), everything else ``lr_scale = 1``."""
     skip: set[str] = set()
     for name, module in model.named_modules():
         if hasattr(module, "no_weight_decay"):
             prefix = f"{name}." if name else ""
             skip |= {prefix + n for n in module.no_weight_decay()}
-    decay, no_decay = [], []
+    depth = _trunk_depth(model)
+    groups: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        layer = trunk_layer(name, depth)
+        scale = 1.0 if layer is None else backbone_lr_scale * layer_decay ** (depth + 1 - layer)
+        groups.setdefault((p.ndim > 1 and name not in skip, scale), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+            for (decay, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999))
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, backbone_lr_scale: float = 1.0,
+                   layer_decay: float = 1.0) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay, backbone_lr_scale, layer_decay)
+    for g in groups:
+        g["lr"] = lr * g["lr_scale"]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,

@@ -44,14 +44,21 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     model.to(device).train()
     distributed.broadcast_module(model)
     steps = max(1, -(-len(train) // tc.batch_size))
-    opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay)}
+    opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
     scheds = {"anonymizer": warmup_cosine(opts["anonymizer"], tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))}
     gen = torch.Generator().manual_seed(cfg.seed)
     run_epochs(phase=1, epochs=tc.phase1_epochs, run=run, stem=run.checkpoint("phase1"),
                modules={"anonymizer": model}, optimizers=opts, schedulers=scheds, generator=gen, tc=tc,
                epoch_fn=lambda epoch: _phase1_epoch(model, train, cfg, opts["anonymizer"], scheds["anonymizer"],
-                                                    gen, epoch, steps))
+                                                    gen, epoch, steps),
+               before_epoch=lambda epoch: freeze_backbone(model, epoch < tc.freeze_backbone_epochs))
+    freeze_backbone(model, False)
     return model
+
+
+def freeze_backbone(model: STPrivacy, frozen: bool) -> None:
+    """Stop (or resume) training the ViT trunk; the token scorers and heads keep learning."""
+    model.vit.requires_grad_(not frozen)
 
 
 def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str, float]:

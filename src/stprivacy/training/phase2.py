@@ -83,8 +83,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     distributed.broadcast_module(f)
     distributed.broadcast_module(adv)
     steps = max(1, -(-len(train) // tc.batch_size))
-    opts = {"anonymizer": make_optimizer(f, tc.peak_lr(), tc.weight_decay),
-            "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay)}
+    opts = {"anonymizer": make_optimizer(f, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay),
+            "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
     scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)
 

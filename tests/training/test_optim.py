@@ -1,0 +1,77 @@
+"""Learning-rate rules: the paper's scaling, the released code's backbone / layer-wise schedule, freezing."""
+
+import pytest
+import torch
+
+from stprivacy import pipeline
+from stprivacy.config import load_experiment
+from stprivacy.errors import ConfigError
+from stprivacy.models import STPrivacy, VideoRecognizer, model_preset
+from stprivacy.training.optim import make_optimizer, param_groups, scaled_lr, trunk_layer, warmup_cosine
+
+
+def test_paper_lr_rule():
+    assert scaled_lr(1e-3, 512) == pytest.approx(1e-3)
+    assert scaled_lr(1e-3, 64) == pytest.approx(1.25e-4)
+    assert load_experiment("tiny", ["train.lr=null", "train.batch_size=128"]).train.peak_lr() == pytest.approx(2.5e-4)
+
+
+def test_trunk_layers():
+    assert trunk_layer("vit.pos_embed", 12) == 0
+    assert trunk_layer("vit.embed.proj.weight", 12) == 0
+    assert trunk_layer("vit.blocks.0.attn.qkv.weight", 12) == 1
+    assert trunk_layer("vit.blocks.11.mlp.fc2.bias", 12) == 12
+    assert trunk_layer("vit.norm.weight", 12) == 13
+    assert trunk_layer("action.vit.blocks.3.norm1.weight", 12) == 4  # a recognizer inside phase 2's adversaries
+    assert trunk_layer("scorers.0.local.weight", 12) is None
+    assert trunk_layer("head.weight", 12) is None
+
+
+def test_backbone_scale_and_layer_decay_give_each_parameter_its_rate():
+    model = STPrivacy(model_preset("tiny"), num_classes=4)  # depth 5
+    opt = make_optimizer(model, lr=1.0, weight_decay=0.05, backbone_lr_scale=0.1, layer_decay=0.5)
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert rate[id(named["vit.pos_embed"])] == pytest.approx(0.1 * 0.5**6)
+    assert rate[id(named["vit.blocks.4.attn.qkv.weight"])] == pytest.approx(0.1 * 0.5)
+    assert rate[id(named["vit.norm.weight"])] == pytest.approx(0.1)
+    assert rate[id(named["to_pixels.weight"])] == 1.0
+    assert all(rate[id(p)] == 1.0 for n, p in named.items() if n.startswith("scorers."))
+    assert decay[id(named["vit.pos_embed"])] == 0.0 and decay[id(named["vit.blocks.0.attn.qkv.weight"])] == 0.05
+    assert len({id(p) for g in opt.param_groups for p in g["params"]}) == len(named)  # every parameter once
+    # the schedule scales each group from its own rate: the ratios stay
+    sched = warmup_cosine(opt, total_steps=10, warmup_steps=2)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    now = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert now[id(named["vit.norm.weight"])] / now[id(named["to_pixels.weight"])] == pytest.approx(0.1)
+
+
+def test_defaults_keep_one_rate_for_everything():
+    groups = param_groups(VideoRecognizer(model_preset("tiny"), 3), 0.05)
+    assert {g["lr_scale"] for g in groups} == {1.0} and len(groups) == 2
+
+
+def test_invalid_schedule_options_are_config_errors():
+    with pytest.raises(ConfigError, match="backbone_lr_scale"):
+        load_experiment("tiny", ["train.backbone_lr_scale=0"])
+    with pytest.raises(ConfigError, match="freeze_backbone_epochs"):
+        load_experiment("tiny", ["train.freeze_backbone_epochs=-1"])
+
+
+def test_frozen_backbone_epochs_train_only_the_predictors(tmp_path):
+    from stprivacy.data.build import build_datasets
+    from stprivacy.training.phase1 import train_phase1
+
+    cfg = load_experiment("tiny", ["train.freeze_backbone_epochs=1", "train.phase1_epochs=1"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    run = pipeline.prepare_run(cfg, tmp_path / "run")
+    model = STPrivacy(cfg.model, num_classes=len(train.action_names))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_phase1(model, train, cfg, run)
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("vit."))
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("scorers."))
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again for what comes next
