@@ -1,10 +1,14 @@
 """A fake HMDB51 tree with the real video names (tiny generated clips), decoded through the real loaders."""
 
+import dataclasses
+
 import av
 import numpy as np
 import pytest
+import torch
 
 from stprivacy.config import load_experiment
+from stprivacy.data import real
 from stprivacy.data.build import build_datasets
 from stprivacy.data.real import ClipSampling, DatasetReport, decode_clipset, split_entries
 from stprivacy.data.splits import read_hmdb51_split
@@ -73,6 +77,23 @@ def test_missing_unreadable_and_cache(fake_hmdb, tmp_path):
     again = decode_clipset(train, sampling, **kw)  # from the cache, memory-mapped
     assert np.array_equal(again.videos.numpy(), clips.videos.numpy())
     assert list(again.names) == list(clips.names)
+
+
+def test_parallel_decoding_gives_the_same_clips_as_one_process(fake_hmdb, tmp_path):
+    root, split = fake_hmdb
+    train, _, _ = split_entries(root / "videos", split, load_vp_labels("hmdb51"))
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF" + b"\x00" * 100)
+    train = [dataclasses.replace(e) for e in train[:6]] * 11  # enough videos for the worker pool
+    train[2] = dataclasses.replace(train[2], path=broken)
+    sampling = ClipSampling(num_frames=4, stride=2, size=16, train_views=2)
+    kw = dict(train=True, action_names=split.classes, attribute_names=("a",) * 5, progress=False, seed=3)
+    one_report, two_report = DatasetReport(), DatasetReport()
+    one = decode_clipset(train, sampling, workers=1, report=one_report, **kw)
+    two = decode_clipset(train, sampling, workers=2, report=two_report, **kw)
+    assert len(train) >= real.MIN_VIDEOS_FOR_WORKERS
+    assert torch.equal(one.videos, two.videos) and one.names == two.names and len(one) == len(train) - 1
+    assert one_report.unreadable == two_report.unreadable == [str(broken)]
 
 
 def test_build_datasets_for_hmdb51_config(fake_hmdb):

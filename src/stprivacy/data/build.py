@@ -25,7 +25,7 @@ def build_datasets(cfg: DataConfig, seed: int, progress: bool = True) -> tuple[C
         return train, test, DatasetReport(found=len(train) + len(test))
     train_entries, test_entries, names, attrs, report = real_entries(cfg, seed)
     common = dict(action_names=names, attribute_names=attrs, seed=seed, cache_dir=cfg.cache_dir, progress=progress,
-                  report=report)
+                  report=report, workers=cfg.workers)
     train = decode_clipset(train_entries, cfg.sampling, train=True, **common)
     test = decode_clipset(test_entries, cfg.sampling, train=False, **common)
     return train, test, report

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,6 +134,30 @@ def _views_of(frames: np.ndarray, sampling: ClipSampling, train: bool, rng: np.r
     return np.stack(views)
 
 
+def _decode_views(job) -> np.ndarray | str:
+    """One video's views, or the reason it could not be read (runs in a worker process)."""
+    path, sampling, train, seed, index = job
+    try:
+        frames, _ = read_video(path)
+    except VideoReadError as exc:
+        return str(exc)
+    return _views_of(frames, sampling, train, np.random.default_rng([seed, index]))
+
+
+#: Fewer videos than this are decoded in-process: starting worker processes takes seconds.
+MIN_VIDEOS_FOR_WORKERS = 64
+
+
+def _map(fn, jobs: list, workers: int):
+    """``map`` in order, over ``workers`` processes when there are several and enough jobs."""
+    if workers <= 1 or len(jobs) < MIN_VIDEOS_FOR_WORKERS:
+        yield from map(fn, jobs)
+        return
+    # spawned, not forked: FFmpeg's threads in the parent do not survive a fork (workers crashed in tests)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(fn, jobs, chunksize=1)
+
+
 def _cache_file(cache_dir: Path, entries: list[VideoEntry], sampling: ClipSampling, train: bool, seed: int) -> Path:
     h = hashlib.sha256(json.dumps([[str(e.path) for e in entries], asdict(sampling), train, seed]).encode())
     return cache_dir / f"clips-{'train' if train else 'test'}-{h.hexdigest()[:16]}"
@@ -139,8 +165,10 @@ def _cache_file(cache_dir: Path, entries: list[VideoEntry], sampling: ClipSampli
 
 def decode_clipset(entries: list[VideoEntry], sampling: ClipSampling, *, train: bool, action_names, attribute_names,
                    seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True,
-                   report: DatasetReport | None = None) -> ClipSet:
-    """Decode ``entries`` into a :class:`ClipSet`; unreadable videos are skipped and listed in ``report``."""
+                   report: DatasetReport | None = None, workers: int = 1) -> ClipSet:
+    """Decode ``entries`` into a :class:`ClipSet` with ``workers`` processes; unreadable videos are skipped and
+    listed in ``report``. Each video's random views come from its own seeded generator, so the result does not
+    depend on the number of workers."""
     if not entries:
         raise VideoReadError("no video to decode")
     cache = _cache_file(Path(cache_dir), entries, sampling, train, seed) if cache_dir else None
@@ -150,18 +178,17 @@ def decode_clipset(entries: list[VideoEntry], sampling: ClipSampling, *, train: 
         keep = meta["kept"]
         log.info("decoded clips from cache %s", cache)
     else:
-        rng = np.random.default_rng(seed)
         views, keep = [], []
-        for i, e in enumerate(tqdm(entries, desc=f"decode {'train' if train else 'test'}", unit="video",
-                                   disable=not progress, leave=False)):
-            try:
-                frames, _ = read_video(e.path)
-            except VideoReadError as exc:
-                log.warning("skipping unreadable video: %s", exc)
+        jobs = [(e.path, sampling, train, seed, i) for i, e in enumerate(entries)]
+        for i, result in enumerate(tqdm(_map(_decode_views, jobs, workers), total=len(jobs),
+                                        desc=f"decode {'train' if train else 'test'}", unit="video",
+                                        disable=not progress, leave=False)):
+            if isinstance(result, str):
+                log.warning("skipping unreadable video: %s", result)
                 if report is not None:
-                    report.unreadable.append(str(e.path))
+                    report.unreadable.append(str(entries[i].path))
                 continue
-            views.append(_views_of(frames, sampling, train, rng))
+            views.append(result)
             keep.append(i)
         if not views:
             raise VideoReadError("none of the videos could be decoded")

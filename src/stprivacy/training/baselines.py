@@ -19,6 +19,8 @@ the trained transform is saved alone as ``checkpoints/<name>`` and phase 3 uses 
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -32,7 +34,7 @@ from stprivacy.models.baselines.spact import ContrastiveEncoder, two_views
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
 from stprivacy.training import distributed
-from stprivacy.training.batches import iterate_batches
+from stprivacy.training.batches import training_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, save_checkpoint
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
@@ -67,7 +69,7 @@ class PrivacyEnsemble(nn.Module):
 
 class Objective:
     """What differs between the three methods: the adversary, the privacy term of the transform step, the
-    adversary's own loss, and what happens before an epoch."""
+    adversary's own losses (with their ``total``), and what happens before an epoch."""
 
     adversary: nn.Module
 
@@ -81,17 +83,25 @@ class Objective:
         pass
 
 
-class VitaObjective(Objective):
+class LabelledPrivacyObjective(Objective):
+    """VITA and BDQ: the adversary is a set of privacy models trained with the attribute labels (BCE)."""
+
+    def __init__(self, cfg: ExperimentConfig, num_attributes: int, members: int):
+        self.adversary = PrivacyEnsemble(cfg, num_attributes, members)
+
+    def adversary_losses(self, video, batch):
+        bce = self.adversary.bce(video, batch["attributes"])
+        return {"adv_bce": bce, "total": bce}
+
+
+class VitaObjective(LabelledPrivacyObjective):
     def __init__(self, cfg: ExperimentConfig, num_attributes: int):
         self.cfg = cfg.baselines.vita
-        self.adversary = PrivacyEnsemble(cfg, num_attributes, self.cfg.ensemble)
+        super().__init__(cfg, num_attributes, self.cfg.ensemble)
 
     def privacy_term(self, video, batch):
         budget = -self.adversary.entropies(video).min()  # max_i of -H: the most confident privacy model
         return {"budget": budget, "privacy_term": self.cfg.gamma * budget}
-
-    def adversary_losses(self, video, batch):
-        return {"adv_bce": self.adversary.bce(video, batch["attributes"])}
 
     def before_epoch(self, epoch, run):
         every = self.cfg.restart_every
@@ -100,17 +110,14 @@ class VitaObjective(Objective):
             run.log("privacy_restart", phase="vita", epoch=epoch + 1)
 
 
-class BdqObjective(Objective):
+class BdqObjective(LabelledPrivacyObjective):
     def __init__(self, cfg: ExperimentConfig, num_attributes: int):
         self.cfg = cfg.baselines.bdq
-        self.adversary = PrivacyEnsemble(cfg, num_attributes, 1)
+        super().__init__(cfg, num_attributes, 1)
 
     def privacy_term(self, video, batch):
         entropy = self.adversary.entropies(video).mean()
         return {"entropy": entropy, "privacy_term": -self.cfg.alpha * entropy}
-
-    def adversary_losses(self, video, batch):
-        return {"adv_bce": self.adversary.bce(video, batch["attributes"])}
 
 
 class SpactObjective(Objective):
@@ -128,7 +135,8 @@ class SpactObjective(Objective):
         return {"nt_xent": loss, "privacy_term": -self.cfg.omega * loss}
 
     def adversary_losses(self, video, batch):
-        return {"adv_nt_xent": self._nt_xent(video)}
+        loss = self._nt_xent(video)
+        return {"adv_nt_xent": loss, "total": loss}
 
 
 OBJECTIVES = {"vita": VitaObjective, "spact": SpactObjective, "bdq": BdqObjective}
@@ -176,11 +184,13 @@ def _steps(train: ClipSet, bc: BaselinesConfig) -> int:
 
 def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: str):
     """Global batches (on the CPU; :func:`distributed.backward_parts` moves each rank's share)."""
-    batches = iterate_batches(train, cfg.baselines.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip)
-    for batch in tqdm(batches, total=_steps(train, cfg.baselines), desc=desc, leave=False,
-                      disable=not cfg.runtime.progress):
-        if distributed.usable(batch):
-            yield {k: v for k, v in batch.items() if k != "keep_mask"}
+    batches = training_batches(train, cfg.baselines.batch_size, generator=gen, hflip=cfg.data.hflip,
+                               device=cfg.runtime.torch_device())
+    with closing(batches):
+        for batch in tqdm(batches, total=_steps(train, cfg.baselines), desc=desc, leave=False,
+                          disable=not cfg.runtime.progress):
+            if distributed.usable(batch):
+                yield {k: v for k, v in batch.items() if k != "keep_mask"}
 
 
 def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, scheds, gen, epoch) -> dict[str, float]:
@@ -189,39 +199,39 @@ def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, sch
     adversary = objective.adversary
     transform.train(), action.train(), adversary.train()
     sums: dict[str, float] = {}
-    for batch in _batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}"):
-        adversary.requires_grad_(False)
+    with closing(_batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}")) as batches:
+        for batch in batches:
+            adversary.requires_grad_(False)
 
-        def utility_loss(part):
-            with runtime.autocast(device):
-                video = transform(part["video"])
-                losses = {"ce": action_loss(action(video).float(), part["action"])}
-                losses.update(objective.privacy_term(video, part))
-            losses["total"] = losses["ce"] + losses["privacy_term"]
-            return losses, video.detach()
+            def utility_loss(part):
+                with runtime.autocast(device):
+                    video = transform(part["video"])
+                    losses = {"ce": action_loss(action(video).float(), part["action"])}
+                    losses.update(objective.privacy_term(video, part))
+                losses["total"] = losses["ce"] + losses["privacy_term"]
+                return losses, video.detach()
 
-        opts["utility"].zero_grad(set_to_none=True)
-        losses, parts = distributed.backward_parts(batch, utility_loss, device, runtime.accumulate)
-        check_losses(losses)
-        distributed.sync_gradients([transform, action])
-        opts["utility"].step()
-        adversary.requires_grad_(True)
-        opts["adversary"].zero_grad(set_to_none=True)
-        adv: dict[str, float] = {}
-        for part, weight, video in parts:
-            with runtime.autocast(device):
-                part_losses = objective.adversary_losses(video, part)
-            (sum(part_losses.values()) * weight).backward()
-            for k, v in part_losses.items():
-                adv[k] = adv.get(k, 0.0) + float(v.detach()) * weight
-        adv = distributed.reduce_sums(adv)
-        check_losses(adv)
-        distributed.sync_gradients([adversary])
-        opts["adversary"].step()
-        for s in scheds.values():
-            s.step()
-        for k, v in {**losses, **adv}.items():
-            sums[k] = sums.get(k, 0.0) + v / steps
+            opts["utility"].zero_grad(set_to_none=True)
+            losses, parts = distributed.backward_parts(batch, utility_loss, device, runtime.accumulate)
+            check_losses(losses)
+            distributed.sync_gradients([transform, action])
+            opts["utility"].step()
+            adversary.requires_grad_(True)
+            opts["adversary"].zero_grad(set_to_none=True)
+
+            def adversary_loss(part, video):
+                with runtime.autocast(device):
+                    return objective.adversary_losses(video, part)
+
+            adv = distributed.backward_again(parts, adversary_loss)
+            check_losses(adv)
+            distributed.sync_gradients([adversary])
+            opts["adversary"].step()
+            for s in scheds.values():
+                s.step()
+            adv["adv_total"] = adv.pop("total")
+            for k, v in {**losses, **adv}.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
     for m in (transform, action, adversary):  # BatchNorm statistics: rank 0's
         distributed.broadcast_module(m)
     return sums
@@ -244,14 +254,15 @@ def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: Experime
     def epoch_fn(epoch: int) -> dict[str, float]:
         transform.train()
         total = 0.0
-        for batch in _batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}"):
-            opts["transform"].zero_grad(set_to_none=True)
-            losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
-            check_losses(losses)
-            distributed.sync_gradients([transform])
-            opts["transform"].step()
-            scheds["transform"].step()
-            total += losses["total"] / steps
+        with closing(_batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}")) as batches:
+            for batch in batches:
+                opts["transform"].zero_grad(set_to_none=True)
+                losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
+                check_losses(losses)
+                distributed.sync_gradients([transform])
+                opts["transform"].step()
+                scheds["transform"].step()
+                total += losses["total"] / steps
         distributed.broadcast_module(transform)
         return {"reconstruction": total}
 

@@ -1,7 +1,14 @@
-"""Mini-batches from an in-memory :class:`ClipSet`, without DataLoader overhead."""
+"""Mini-batches from an in-memory (or memory-mapped) :class:`ClipSet`, without DataLoader overhead.
+
+Clips are decoded once, by parallel workers and through the decoded-clip cache (:mod:`stprivacy.data.real`), so a
+batch is an index into uint8 tensors plus a conversion to float: on a GPU machine it is assembled ahead in a
+background thread, in pinned memory (:func:`training_batches`); ``benchmarks/loader_speed.py`` measures both parts.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -54,3 +61,61 @@ def all_views(clips: ClipSet, batch_size: int, videos: range | None = None
         if clips.keep_masks is not None:
             batch["keep_mask"] = clips.keep_masks[idx].flatten(0, 1).float()
         yield idx, batch
+
+
+_DONE = object()
+
+
+def prefetch(batches: Iterator[dict[str, torch.Tensor]], depth: int = 2,
+             pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Assemble batches in a background thread, ``depth`` ahead of training, optionally in pinned memory (so the
+    copy to a GPU is asynchronous). Tensor work releases the GIL, so assembly overlaps the GPU's work.
+
+    The order is unchanged. Closing the iterator early (an exception in training) stops the thread before
+    returning, so nothing touches the batch generator afterwards (a rollback restores it)."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if pin_memory:
+                    batch = {k: v.pin_memory() for k, v in batch.items()}
+                if not put(batch):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(exc)
+
+    thread = threading.Thread(target=work, name="stprivacy-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def training_batches(clips: ClipSet, batch_size: int, *, generator: torch.Generator, hflip: bool,
+                     device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    """Shuffled training batches; on a GPU assembled ahead in pinned memory by :func:`prefetch`. On a CPU they
+    are made in line: a second thread would only compete with training for the same cores."""
+    batches = iterate_batches(clips, batch_size, shuffle=True, generator=generator, hflip=hflip)
+    if device.type == "cuda":
+        return prefetch(batches, pin_memory=True)
+    return batches

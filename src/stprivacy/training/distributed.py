@@ -206,17 +206,32 @@ def backward_parts(batch: dict[str, torch.Tensor], loss_fn, device: torch.device
     """Backward of the global batch's mean loss, from this rank's micro-batches.
 
     ``loss_fn(micro_batch)`` returns ``(losses, extra)`` with ``losses["total"]`` the micro-batch's mean loss.
-    Returns the losses of the global batch, reduced over ranks, and the extras of this rank's micro-batches.
-    Gradients are accumulated, not yet synchronised (:func:`sync_gradients`) nor applied.
+    Returns the losses of the global batch, reduced over ranks, and ``(micro_batch, weight, extra)`` for each of
+    this rank's micro-batches. Gradients are accumulated, not yet synchronised (:func:`sync_gradients`) nor applied.
     """
     group = group or _current
+    parts = [({k: v.to(device, non_blocking=True) for k, v in part.items()}, weight)
+             for part, weight in micro_batches(batch, group, accumulate)]
     sums: dict[str, float] = {}
-    extras = []
-    for part, weight in micro_batches(batch, group, accumulate):
-        part = {k: v.to(device, non_blocking=True) for k, v in part.items()}
+    done = []
+    for part, weight in parts:
         losses, extra = loss_fn(part)
-        (losses["total"] * weight).backward()
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) * weight
-        extras.append((part, weight, extra))
-    return reduce_sums(sums, group), extras
+        _accumulate(losses, weight, sums)
+        done.append((part, weight, extra))
+    return reduce_sums(sums, group), done
+
+
+def backward_again(parts: list, loss_fn, group: Dist | None = None) -> dict[str, float]:
+    """The second step of an alternating update, over the micro-batches of :func:`backward_parts`:
+    ``loss_fn(micro_batch, extra)`` (the recognizers learn from the outputs of the same step). Returns the
+    losses reduced over ranks; gradients are accumulated, not synchronised."""
+    sums: dict[str, float] = {}
+    for part, weight, extra in parts:
+        _accumulate(loss_fn(part, extra), weight, sums)
+    return reduce_sums(sums, group or _current)
+
+
+def _accumulate(losses: dict[str, torch.Tensor], weight: float, sums: dict[str, float]) -> None:
+    (losses["total"] * weight).backward()
+    for k, v in losses.items():
+        sums[k] = sums.get(k, 0.0) + float(v.detach()) * weight

@@ -8,6 +8,8 @@ phase 2; starting it near the identity lets short CPU runs reach a useful anonym
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import torch
 from tqdm.auto import tqdm
 
@@ -16,7 +18,7 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy
 from stprivacy.training import distributed
-from stprivacy.training.batches import iterate_batches
+from stprivacy.training.batches import training_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
@@ -66,24 +68,26 @@ def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str,
     device = runtime.torch_device()
     forward = runtime.compiled(model)
     sums: dict[str, float] = {}
-    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip), total=steps,
-               desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False, disable=not runtime.progress)
-    for batch in bar:
-        if not distributed.usable(batch):
-            continue
+    batches = training_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device)
+    bar = tqdm(batches, total=steps, desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False,
+               disable=not runtime.progress)
+    with closing(batches):
+        for batch in bar:
+            if not distributed.usable(batch):
+                continue
 
-        def loss_fn(part):
-            with runtime.autocast(device):
-                return phase1_step(forward, model.stage_ratios(), model.grid.tubelet, part,
-                                   tc.phase1_reconstruction), None
+            def loss_fn(part):
+                with runtime.autocast(device):
+                    return phase1_step(forward, model.stage_ratios(), model.grid.tubelet, part,
+                                       tc.phase1_reconstruction), None
 
-        opt.zero_grad(set_to_none=True)
-        losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
-        check_losses(losses)
-        distributed.sync_gradients([model])
-        opt.step()
-        sched.step()
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + v / steps
-        bar.set_postfix(ce=f"{losses['ce']:.3f}", spars=f"{losses['spars']:.4f}")
+            opt.zero_grad(set_to_none=True)
+            losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
+            check_losses(losses)
+            distributed.sync_gradients([model])
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
+            bar.set_postfix(ce=f"{losses['ce']:.3f}", spars=f"{losses['spars']:.4f}")
     return sums

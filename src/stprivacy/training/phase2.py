@@ -17,6 +17,8 @@ strongest one per batch (smallest BCE), and re-initialising the privacy recogniz
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -28,7 +30,7 @@ from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
 from stprivacy.training import distributed
-from stprivacy.training.batches import iterate_batches
+from stprivacy.training.batches import training_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
@@ -106,41 +108,41 @@ def _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[s
     forward = runtime.compiled(f)
     limits = {"bce_P": tc.max_privacy_bce}
     sums: dict[str, float] = {}
-    bar = tqdm(iterate_batches(train, tc.batch_size, shuffle=True, generator=gen, hflip=cfg.data.hflip), total=steps,
-               desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False, disable=not runtime.progress)
-    for batch in bar:
-        if not distributed.usable(batch):
-            continue
-        adv.requires_grad_(False)
+    batches = training_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device)
+    bar = tqdm(batches, total=steps, desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False,
+               disable=not runtime.progress)
+    with closing(batches):
+        for batch in bar:
+            if not distributed.usable(batch):
+                continue
+            adv.requires_grad_(False)
 
-        def anonymizer_loss(part):
-            with runtime.autocast(device):
-                out, losses = anonymizer_step(forward, f.stage_ratios(), adv, part, tc.lambda_a, tc.lambda_p)
-            return losses, (out.video.detach(), out.keep_mask.detach())
+            def anonymizer_loss(part):
+                with runtime.autocast(device):
+                    out, losses = anonymizer_step(forward, f.stage_ratios(), adv, part, tc.lambda_a, tc.lambda_p)
+                return losses, (out.video.detach(), out.keep_mask.detach())
 
-        opts["anonymizer"].zero_grad(set_to_none=True)
-        f_losses, parts = distributed.backward_parts(batch, anonymizer_loss, device, runtime.accumulate)
-        check_losses(f_losses, limits)
-        distributed.sync_gradients([f])
-        opts["anonymizer"].step()
-        adv.requires_grad_(True)
-        opts["adversaries"].zero_grad(set_to_none=True)
-        r_losses = {}
-        for part, weight, (video, keep) in parts:  # the recognizers learn from this step's anonymized clips
-            with runtime.autocast(device):
-                losses = recognizer_step(adv, video, keep, part)
-            (losses["total"] * weight).backward()
-            for k, v in losses.items():
-                r_losses[k] = r_losses.get(k, 0.0) + float(v.detach()) * weight
-        check_losses(distributed.reduce_sums(r_losses))
-        distributed.sync_gradients([adv])
-        opts["adversaries"].step()
-        for s in scheds.values():
-            s.step()
-        # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
-        # so only the anonymizer step is logged.
-        for k, v in f_losses.items():
-            sums[k] = sums.get(k, 0.0) + v / steps
-        bar.set_postfix(ce_A=f"{f_losses['ce_A']:.3f}", bce_P=f"{f_losses['bce_P']:.3f}")
-    distributed.broadcast_module(adv)  # BatchNorm statistics of the frame CNNs: rank 0's
+            opts["anonymizer"].zero_grad(set_to_none=True)
+            f_losses, parts = distributed.backward_parts(batch, anonymizer_loss, device, runtime.accumulate)
+            check_losses(f_losses, limits)
+            distributed.sync_gradients([f])
+            opts["anonymizer"].step()
+            adv.requires_grad_(True)
+            opts["adversaries"].zero_grad(set_to_none=True)
+
+            def recognizer_loss(part, anonymized):  # the recognizers learn from this step's anonymized clips
+                with runtime.autocast(device):
+                    return recognizer_step(adv, *anonymized, part)
+
+            check_losses(distributed.backward_again(parts, recognizer_loss))
+            distributed.sync_gradients([adv])
+            opts["adversaries"].step()
+            for s in scheds.values():
+                s.step()
+            # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
+            # so only the anonymizer step is logged.
+            for k, v in f_losses.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
+            bar.set_postfix(ce_A=f"{f_losses['ce_A']:.3f}", bce_P=f"{f_losses['bce_P']:.3f}")
+        distributed.broadcast_module(adv)  # BatchNorm statistics of the frame CNNs: rank 0's
     return sums

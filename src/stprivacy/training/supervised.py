@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, privacy_loss
 from stprivacy.runtime import RuntimeConfig
 from stprivacy.training import distributed
-from stprivacy.training.batches import all_views, iterate_batches
+from stprivacy.training.batches import all_views, training_batches
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -63,30 +64,30 @@ def fit(model: nn.Module, clips: ClipSet, task: str, cfg: FitConfig, runtime: Ru
     gen = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(cfg.epochs):
-        total, count = 0.0, 0
-        batches = iterate_batches(clips, cfg.batch_size, shuffle=True, generator=gen, hflip=cfg.hflip)
+        batches = training_batches(clips, cfg.batch_size, generator=gen, hflip=cfg.hflip, device=device)
         bar = tqdm(batches, total=steps_per_epoch,
                    desc=f"{desc} {task} {epoch + 1}/{cfg.epochs}", leave=False, disable=not runtime.progress)
-        for batch in bar:
-            if not distributed.usable(batch, group):
-                continue
 
-            def loss_fn(part):
-                with runtime.autocast(device):
-                    logits = forward(part["video"], part.get("keep_mask") if use_mask else None)
-                return {"total": task_loss(task, logits.float(), part)}, None
+        def loss_fn(part):
+            with runtime.autocast(device):
+                logits = forward(part["video"], part.get("keep_mask") if use_mask else None)
+            return {"total": task_loss(task, logits.float(), part)}, None
 
-            opt.zero_grad(set_to_none=True)
-            losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate, group)
-            if not math.isfinite(losses["total"]):
-                raise FloatingPointError(f"{desc}: non-finite {task} loss at epoch {epoch + 1}")
-            distributed.sync_gradients([model], group)
-            opt.step()
-            sched.step()
-            n = len(batch["video"])
-            total += losses["total"] * n
-            count += n
-            bar.set_postfix(loss=f"{total / count:.3f}")
+        total, count = 0.0, 0
+        with closing(batches):
+            for batch in bar:
+                if not distributed.usable(batch, group):
+                    continue
+                opt.zero_grad(set_to_none=True)
+                losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate, group)
+                if not math.isfinite(losses["total"]):
+                    raise FloatingPointError(f"{desc}: non-finite {task} loss at epoch {epoch + 1}")
+                distributed.sync_gradients([model], group)
+                opt.step()
+                sched.step()
+                total += losses["total"] * len(batch["video"])
+                count += len(batch["video"])
+                bar.set_postfix(loss=f"{total / count:.3f}")
         distributed.broadcast_module(model, group)  # BatchNorm statistics: rank 0's
         record = {"epoch": epoch + 1, "task": task, "loss": total / max(count, 1)}
         history.append(record)
