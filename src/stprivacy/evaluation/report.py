@@ -114,7 +114,7 @@ def plot_tradeoff(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(8.2, 4.8))
     curve = sorted((m for m in report["methods"] if m["name"] == "stprivacy"), key=lambda m: m["keep_ratio"])
     if curve:
         ax.errorbar([m["privacy_cmap"] for m in curve], [m["action_top1"] for m in curve],
@@ -124,16 +124,19 @@ def plot_tradeoff(report: dict, path: Path) -> None:
             ax.annotate(f"a={m['keep_ratio']:g}", (m["privacy_cmap"], m["action_top1"]), textcoords="offset points",
                         xytext=(5, -10), fontsize=8)
     others = [m for m in report["methods"] if m["name"] != "stprivacy"]
-    markers = "s^vD<>phX*"
+    markers = "s^vD<>phX*P"
+    # every colour but STPrivacy's red, so that no baseline can be mistaken for it
+    colours = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (6, 7)]
     for i, m in enumerate(others):
         ax.errorbar(m["privacy_cmap"], m["action_top1"], xerr=m["privacy_cmap_std"], yerr=m["action_top1_std"],
-                    marker=markers[i % len(markers)], linestyle="none", capsize=3, label=m["name"])
+                    marker=markers[i % len(markers)], color=colours[(2 * i) % len(colours)], linestyle="none",
+                    capsize=3, label=m["name"])
     ax.axvline(report["chance_cmap"], color="grey", linestyle="--", label="chance cMAP")
     ax.set_xlabel("privacy cMAP, worst attacker (%)  ← better")
     ax.set_ylabel("action top-1 (%)  better →")
     ax.set_title(f"Action-privacy trade-off: {report['dataset']}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -19,11 +19,10 @@ the trained transform is saved alone as ``checkpoints/<name>`` and phase 3 uses 
 
 from __future__ import annotations
 
-from contextlib import closing
+from contextlib import contextmanager
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from stprivacy.config import BaselinesConfig, ExperimentConfig
 from stprivacy.data.clips import ClipSet
@@ -34,7 +33,7 @@ from stprivacy.models.baselines.spact import ContrastiveEncoder, two_views
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
 from stprivacy.training import distributed
-from stprivacy.training.batches import training_batches
+from stprivacy.training.batches import epoch_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, save_checkpoint
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
@@ -182,15 +181,12 @@ def _steps(train: ClipSet, bc: BaselinesConfig) -> int:
     return max(1, -(-len(train) // bc.batch_size))
 
 
+@contextmanager
 def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: str):
-    """Global batches (on the CPU; :func:`distributed.backward_parts` moves each rank's share)."""
-    batches = training_batches(train, cfg.baselines.batch_size, generator=gen, hflip=cfg.data.hflip,
-                               device=cfg.runtime.torch_device())
-    with closing(batches):
-        for batch in tqdm(batches, total=_steps(train, cfg.baselines), desc=desc, leave=False,
-                          disable=not cfg.runtime.progress):
-            if distributed.usable(batch):
-                yield {k: v for k, v in batch.items() if k != "keep_mask"}
+    """Global batches without keep masks (on the CPU; :func:`distributed.backward_parts` moves each rank's share)."""
+    with epoch_batches(train, cfg.baselines.batch_size, generator=gen, hflip=cfg.data.hflip,
+                       device=cfg.runtime.torch_device(), desc=desc, progress=cfg.runtime.progress) as bar:
+        yield ({k: v for k, v in b.items() if k != "keep_mask"} for b in bar if distributed.usable(b))
 
 
 def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, scheds, gen, epoch) -> dict[str, float]:
@@ -199,7 +195,7 @@ def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, sch
     adversary = objective.adversary
     transform.train(), action.train(), adversary.train()
     sums: dict[str, float] = {}
-    with closing(_batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}")) as batches:
+    with _batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}") as batches:
         for batch in batches:
             adversary.requires_grad_(False)
 
@@ -254,7 +250,7 @@ def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: Experime
     def epoch_fn(epoch: int) -> dict[str, float]:
         transform.train()
         total = 0.0
-        with closing(_batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}")) as batches:
+        with _batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}") as batches:
             for batch in batches:
                 opts["transform"].zero_grad(set_to_none=True)
                 losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import torch
+from tqdm.auto import tqdm
 
 from stprivacy.data.clips import ClipSet, to_float
 
@@ -119,3 +121,14 @@ def training_batches(clips: ClipSet, batch_size: int, *, generator: torch.Genera
     if device.type == "cuda":
         return prefetch(batches, pin_memory=True)
     return batches
+
+
+@contextmanager
+def epoch_batches(clips: ClipSet, batch_size: int, *, generator: torch.Generator, hflip: bool,
+                  device: torch.device, desc: str, progress: bool) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
+    """One epoch of :func:`training_batches` behind a progress bar; leaving the block (normally, or by an
+    exception) stops any background assembly before the caller goes on."""
+    batches = training_batches(clips, batch_size, generator=generator, hflip=hflip, device=device)
+    with closing(batches):
+        yield tqdm(batches, total=max(1, -(-len(clips) // batch_size)), desc=desc, leave=False,
+                   disable=not progress)

@@ -8,17 +8,14 @@ phase 2; starting it near the identity lets short CPU runs reach a useful anonym
 
 from __future__ import annotations
 
-from contextlib import closing
-
 import torch
-from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig
 from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy
 from stprivacy.training import distributed
-from stprivacy.training.batches import training_batches
+from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
@@ -68,10 +65,8 @@ def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str,
     device = runtime.torch_device()
     forward = runtime.compiled(model)
     sums: dict[str, float] = {}
-    batches = training_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device)
-    bar = tqdm(batches, total=steps, desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", leave=False,
-               disable=not runtime.progress)
-    with closing(batches):
+    with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
+                       desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", progress=runtime.progress) as bar:
         for batch in bar:
             if not distributed.usable(batch):
                 continue

@@ -17,11 +17,8 @@ strongest one per batch (smallest BCE), and re-initialising the privacy recogniz
 
 from __future__ import annotations
 
-from contextlib import closing
-
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig
 from stprivacy.data.clips import ClipSet
@@ -30,7 +27,7 @@ from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
 from stprivacy.training import distributed
-from stprivacy.training.batches import training_batches
+from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
@@ -108,10 +105,8 @@ def _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[s
     forward = runtime.compiled(f)
     limits = {"bce_P": tc.max_privacy_bce}
     sums: dict[str, float] = {}
-    batches = training_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device)
-    bar = tqdm(batches, total=steps, desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", leave=False,
-               disable=not runtime.progress)
-    with closing(batches):
+    with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
+                       desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress) as bar:
         for batch in bar:
             if not distributed.usable(batch):
                 continue

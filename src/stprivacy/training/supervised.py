@@ -8,19 +8,17 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, privacy_loss
 from stprivacy.runtime import RuntimeConfig
 from stprivacy.training import distributed
-from stprivacy.training.batches import all_views, training_batches
+from stprivacy.training.batches import all_views, epoch_batches
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -64,17 +62,14 @@ def fit(model: nn.Module, clips: ClipSet, task: str, cfg: FitConfig, runtime: Ru
     gen = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(cfg.epochs):
-        batches = training_batches(clips, cfg.batch_size, generator=gen, hflip=cfg.hflip, device=device)
-        bar = tqdm(batches, total=steps_per_epoch,
-                   desc=f"{desc} {task} {epoch + 1}/{cfg.epochs}", leave=False, disable=not runtime.progress)
-
         def loss_fn(part):
             with runtime.autocast(device):
                 logits = forward(part["video"], part.get("keep_mask") if use_mask else None)
             return {"total": task_loss(task, logits.float(), part)}, None
 
         total, count = 0.0, 0
-        with closing(batches):
+        with epoch_batches(clips, cfg.batch_size, generator=gen, hflip=cfg.hflip, device=device,
+                           desc=f"{desc} {task} {epoch + 1}/{cfg.epochs}", progress=runtime.progress) as bar:
             for batch in bar:
                 if not distributed.usable(batch, group):
                     continue
