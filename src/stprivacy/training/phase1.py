@@ -46,10 +46,11 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
     scheds = {"anonymizer": warmup_cosine(opts["anonymizer"], tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))}
     gen = torch.Generator().manual_seed(cfg.seed)
+    forward = runtime.compiled(model)  # once per phase: compiling is slow
     run_epochs(phase=1, epochs=tc.phase1_epochs, run=run, stem=run.checkpoint("phase1"),
                modules={"anonymizer": model}, optimizers=opts, schedulers=scheds, generator=gen, tc=tc,
-               epoch_fn=lambda epoch: _phase1_epoch(model, train, cfg, opts["anonymizer"], scheds["anonymizer"],
-                                                    gen, epoch, steps),
+               epoch_fn=lambda epoch: _phase1_epoch(model, forward, train, cfg, opts["anonymizer"],
+                                                    scheds["anonymizer"], gen, epoch, steps),
                before_epoch=lambda epoch: freeze_backbone(model, epoch < tc.freeze_backbone_epochs))
     freeze_backbone(model, False)
     return model
@@ -60,10 +61,9 @@ def freeze_backbone(model: STPrivacy, frozen: bool) -> None:
     model.vit.requires_grad_(not frozen)
 
 
-def _phase1_epoch(model, train, cfg, opt, sched, gen, epoch, steps) -> dict[str, float]:
+def _phase1_epoch(model, forward, train, cfg, opt, sched, gen, epoch, steps) -> dict[str, float]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
-    forward = runtime.compiled(model)
     sums: dict[str, float] = {}
     with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
                        desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", progress=runtime.progress) as bar:

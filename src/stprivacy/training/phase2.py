@@ -86,6 +86,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
             "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
     scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    forward = runtime.compiled(f)  # once per phase: compiling is slow
 
     def restart_privacy(epoch: int) -> None:
         if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
@@ -94,15 +95,15 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
 
     run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=run.checkpoint("phase2"),
                modules={"anonymizer": f, "adversaries": adv}, optimizers=opts, schedulers=scheds, generator=gen,
-               tc=tc, epoch_fn=lambda epoch: _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps),
+               tc=tc, epoch_fn=lambda epoch: _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch,
+                                                               steps),
                before_epoch=restart_privacy)
     return f, adv
 
 
-def _phase2_epoch(f, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[str, float]:
+def _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[str, float]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
-    forward = runtime.compiled(f)
     limits = {"bce_P": tc.max_privacy_bce}
     sums: dict[str, float] = {}
     with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
