@@ -44,6 +44,8 @@ def start_processes(cfg: ExperimentConfig) -> distributed.Dist:
     threads among the processes of this machine."""
     group = distributed.init_from_env(cfg.runtime.torch_device())
     cfg.runtime.apply_threads(group.world)
+    if not group.is_main:
+        cfg.runtime.progress = False  # one set of progress bars, rank 0's
     return group
 
 
