@@ -161,7 +161,9 @@ def reduce_sums(values: dict[str, float], group: Dist | None = None) -> dict[str
     if not group.enabled or not values:
         return values
     keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    # NCCL reduces GPU tensors only
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return dict(zip(keys, t.tolist(), strict=True))
 
