@@ -6,7 +6,8 @@
    ``Megamind.avi`` sample in ``../shared/data/real_videos``, written as H.264) decoded into the paper's training
    clips (2 views of 16 frames at stride 2, 112 x 112) by ``decode_clipset`` with each worker count, then read again
    from the decoded-clip cache (memory-mapped).
-2. **Batches**: ``iterate_batches`` over the decoded clips (index, uint8 -> float, random flips), in clips/s.
+2. **Batches**: ``iterate_batches`` over the decoded clips (index, random flips; uint8 -> float on the CPU path,
+   left uint8 on the GPU path), in clips/s.
 
 Training consumes clips at the rates ``gpu_bench.py`` prints; the loader is not the bottleneck when its rates here
 exceed those (decoding happens once per run and is cached; batch assembly happens every step).
@@ -75,14 +76,16 @@ def main() -> None:
         seconds, clips = time_decode(entries, sampling, 1, cache)
         print(f"| decoded-clip cache (memory-mapped) | - | {len(entries) / seconds:.1f} | "
               f"{2 * len(entries) / seconds:.1f} |")
-        gen = torch.Generator().manual_seed(0)
-        n = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 3.0:
-            for batch in iterate_batches(clips, args.batch, shuffle=True, generator=gen, hflip=True):
-                n += len(batch["video"])
-        seconds = time.perf_counter() - t0
-        print(f"| batch assembly (batch {args.batch}, flips) | - | - | {n / seconds:.0f} |")
+        for as_uint8, what in ((False, "float, the CPU path"), (True, "uint8, the GPU path: converted on the GPU")):
+            gen = torch.Generator().manual_seed(0)
+            n = 0
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 3.0:
+                for batch in iterate_batches(clips, args.batch, shuffle=True, generator=gen, hflip=True,
+                                             as_uint8=as_uint8):
+                    n += len(batch["video"])
+            seconds = time.perf_counter() - t0
+            print(f"| batch assembly (batch {args.batch}, flips, {what}) | - | - | {n / seconds:.0f} |")
 
 
 if __name__ == "__main__":

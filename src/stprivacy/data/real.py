@@ -174,7 +174,7 @@ def decode_clipset(entries: list[VideoEntry], sampling: ClipSampling, *, train: 
     cache = _cache_file(Path(cache_dir), entries, sampling, train, seed) if cache_dir else None
     if cache is not None and (cache.with_suffix(".npy")).is_file() and (cache.with_suffix(".json")).is_file():
         meta = json.loads(cache.with_suffix(".json").read_text())
-        videos = torch.from_numpy(np.load(cache.with_suffix(".npy"), mmap_mode="r"))
+        videos = torch.from_numpy(np.load(cache.with_suffix(".npy"), mmap_mode="c"))
         keep = meta["kept"]
         log.info("decoded clips from cache %s", cache)
     else:

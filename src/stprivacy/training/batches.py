@@ -19,10 +19,11 @@ from stprivacy.data.clips import ClipSet, to_float
 
 
 def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
-                    random_view: bool = True, drop_last: bool = False,
-                    hflip: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+                    random_view: bool = True, drop_last: bool = False, hflip: bool = False,
+                    as_uint8: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Yield dicts with ``video`` (B x 3 x T x H x W float in [0, 1]), ``action``, ``attributes`` and, when
     present, ``keep_mask``. Training picks one random view per video; evaluation takes :func:`all_views`.
+    With ``as_uint8`` the videos stay uint8 (a quarter of the bytes to copy to a GPU, converted there).
     With ``hflip`` each clip is mirrored left-right with probability 1/2 (its keep mask too)."""
     n = len(clips)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -32,7 +33,7 @@ def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator
         views = (torch.randint(clips.views, (len(idx),), generator=generator) if random_view and clips.views > 1
                  else torch.zeros(len(idx), dtype=torch.long))
         batch = {
-            "video": to_float(clips.videos[idx, views]),
+            "video": clips.videos[idx, views] if as_uint8 else to_float(clips.videos[idx, views]),
             "action": clips.actions[idx],
             "attributes": clips.attributes[idx],
         }
@@ -115,12 +116,12 @@ def prefetch(batches: Iterator[dict[str, torch.Tensor]], depth: int = 2,
 
 def training_batches(clips: ClipSet, batch_size: int, *, generator: torch.Generator, hflip: bool,
                      device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
-    """Shuffled training batches; on a GPU assembled ahead in pinned memory by :func:`prefetch`. On a CPU they
-    are made in line: a second thread would only compete with training for the same cores."""
-    batches = iterate_batches(clips, batch_size, shuffle=True, generator=generator, hflip=hflip)
-    if device.type == "cuda":
-        return prefetch(batches, pin_memory=True)
-    return batches
+    """Shuffled training batches; on a GPU assembled ahead in pinned memory by :func:`prefetch`, videos left uint8
+    (converted to float on the GPU by :func:`~stprivacy.training.distributed.backward_parts`). On a CPU they are
+    made in line: a second thread would only compete with training for the same cores."""
+    on_gpu = device.type == "cuda"
+    batches = iterate_batches(clips, batch_size, shuffle=True, generator=generator, hflip=hflip, as_uint8=on_gpu)
+    return prefetch(batches, pin_memory=True) if on_gpu else batches
 
 
 @contextmanager

@@ -212,7 +212,7 @@ def backward_parts(batch: dict[str, torch.Tensor], loss_fn, device: torch.device
     this rank's micro-batches. Gradients are accumulated, not yet synchronised (:func:`sync_gradients`) nor applied.
     """
     group = group or _current
-    parts = [({k: v.to(device, non_blocking=True) for k, v in part.items()}, weight)
+    parts = [({k: _on(device, k, v) for k, v in part.items()}, weight)
              for part, weight in micro_batches(batch, group, accumulate)]
     sums: dict[str, float] = {}
     done = []
@@ -221,6 +221,12 @@ def backward_parts(batch: dict[str, torch.Tensor], loss_fn, device: torch.device
         _accumulate(losses, weight, sums)
         done.append((part, weight, extra))
     return reduce_sums(sums, group), done
+
+
+def _on(device: torch.device, key: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Copy to ``device``; a uint8 video (GPU batches travel as uint8) becomes float in [0, 1] there."""
+    tensor = tensor.to(device, non_blocking=True)
+    return tensor.float().div_(255.0) if key == "video" and tensor.dtype == torch.uint8 else tensor
 
 
 def backward_again(parts: list, loss_fn, group: Dist | None = None) -> dict[str, float]:
