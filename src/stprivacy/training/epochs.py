@@ -25,7 +25,9 @@ def run_epochs(*, phase: int | str, epochs: int, run: RunDir, stem: Path, module
     ``epoch_fn`` raises :class:`Diverged`, training goes back to the last checkpoint with a lower learning rate.
     """
     epoch = 0
-    if checkpoint_exists(stem):
+    resume = checkpoint_exists(stem)
+    distributed.barrier()  # every rank has looked before rank 0 may write the first checkpoint
+    if resume:
         load_modules(stem, modules)
         epoch = restore_trainer(load_state(stem), optimizers, schedulers, generator)
     else:
