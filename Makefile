@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 # These machines keep the CPU wheel on disk; elsewhere it comes from the PyTorch CPU index.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: demo test venv lint clean
+.PHONY: demo full test venv lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ venv: $(BIN)/.installed
 
 demo: venv
 	$(BIN)/stprivacy benchmark --preset synth-quick --out runs/demo
+
+# Every baseline beside STPrivacy, 2 seeds: under an hour on 2 cores.
+full: venv
+	$(BIN)/stprivacy benchmark --preset synth-full --out runs/full
 
 test: venv
 	$(BIN)/python -m pytest -q -m "not slow"
