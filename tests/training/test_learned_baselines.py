@@ -84,3 +84,13 @@ def test_learned_baselines_go_through_phase3_and_the_report(tmp_path, tiny_data)
     assert (run.eval_dir / "bdq_seed0.json").is_file()
     bdq = next(m for m in report["methods"] if m["name"] == "bdq")
     assert 0 <= bdq["action_top1"] <= 100 and set(bdq["attackers"]) == {"vit", "frame"}
+
+
+def test_a_network_that_cannot_take_the_clips_is_a_config_error_before_training(tmp_path, tiny_data):
+    from stprivacy.errors import ConfigError
+
+    cfg = load_experiment("tiny", ["baselines.vita.widths=[4, 8, 8, 8, 8, 8, 8]"])  # 2^6 does not divide 32
+    run = pipeline.prepare_run(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"baseline vita cannot take 8x32x32 clips.*baselines.vita"):
+        train_learned_baseline("vita", tiny_data[0], cfg, run)
+    assert not (run.path / "checkpoints").exists()

@@ -26,6 +26,7 @@ from torch import nn
 
 from stprivacy.config import BaselinesConfig, ExperimentConfig
 from stprivacy.data.clips import ClipSet
+from stprivacy.errors import ConfigError
 from stprivacy.losses import action_loss, binary_entropy, nt_xent, privacy_loss
 from stprivacy.models import VideoRecognizer
 from stprivacy.models.baselines import build_learned_baseline
@@ -146,6 +147,7 @@ def train_learned_baseline(name: str, train: ClipSet, cfg: ExperimentConfig, run
     t = train.clip_shape[0]
     bc = cfg.baselines
     transform = build_learned_baseline(name, t, bc.vita, bc.spact, bc.bdq)
+    _check_fits(name, transform, train)
     final = run.checkpoint(name)
     if checkpoint_exists(final):
         load_modules(final, {"transform": transform})
@@ -175,6 +177,17 @@ def train_learned_baseline(name: str, train: ClipSet, cfg: ExperimentConfig, run
         save_checkpoint(final, {"transform": transform}, metadata={"baseline": name, "epochs": bc.epochs})
     distributed.barrier()
     return transform.eval()
+
+
+def _check_fits(name: str, transform: nn.Module, clips: ClipSet) -> None:
+    """Fail before training, with the setting to change, when the network cannot take these clips."""
+    t, h, w = clips.clip_shape
+    try:
+        with torch.no_grad():
+            transform.eval()(torch.zeros(1, 3, t, h, w))
+    except ValueError as exc:
+        raise ConfigError(f"baseline {name} cannot take {t}x{h}x{w} clips: {exc} (see baselines.{name})") from None
+    transform.train()
 
 
 def _steps(train: ClipSet, bc: BaselinesConfig) -> int:
