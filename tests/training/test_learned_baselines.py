@@ -27,13 +27,13 @@ def test_privacy_terms_are_the_published_objectives():
 
     vita = OBJECTIVES["vita"](cfg, 5)
     vita.adversary.eval()
-    entropies = [binary_entropy(m(video)).item() for m in vita.adversary.models]
+    entropies = [binary_entropy(m(video)).item() for m in vita.adversary]
     assert len(entropies) == 2
     assert vita.privacy_term(video, batch)["privacy_term"].item() == pytest.approx(2.0 * max(-h for h in entropies))
 
     bdq = OBJECTIVES["bdq"](cfg, 5)
     bdq.adversary.eval()
-    h = binary_entropy(bdq.adversary.models[0](video)).item()
+    h = binary_entropy(bdq.adversary[0](video)).item()
     assert bdq.privacy_term(video, batch)["privacy_term"].item() == pytest.approx(-3.0 * h, rel=1e-5)
 
     spact = OBJECTIVES["spact"](cfg, 5)

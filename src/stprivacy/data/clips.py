@@ -67,3 +67,8 @@ class ClipSet(Dataset):
 def to_float(video: torch.Tensor) -> torch.Tensor:
     """uint8 video in [0, 255] -> float32 in [0, 1]; float videos pass through."""
     return video.float().div_(255.0) if video.dtype == torch.uint8 else video.float()
+
+
+def to_uint8(video: torch.Tensor) -> torch.Tensor:
+    """Float video in [0, 1] (clamped) -> uint8 in [0, 255], rounded like a video encoder's input."""
+    return (video.float().clamp(0, 1) * 255).round().to(torch.uint8)

@@ -19,6 +19,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stprivacy.data.clips import to_float, to_uint8
+
+
+def _frames_to_float(frames: np.ndarray) -> torch.Tensor:
+    """T x H x W x 3 uint8 -> T x 3 x H x W float in [0, 1]."""
+    return to_float(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2))
+
+
+def _float_to_frames(x: torch.Tensor) -> np.ndarray:
+    """T x 3 x H x W float -> T x H x W x 3 uint8."""
+    return to_uint8(x).permute(0, 2, 3, 1).numpy()
+
 
 @dataclass(frozen=True)
 class Framing:
@@ -44,8 +56,7 @@ class Framing:
     def to_model(self, frames: np.ndarray) -> torch.Tensor:
         """T x H x W x 3 uint8 -> 3 x T x S x S float in [0, 1], letterboxed."""
         top, left, h, w = self.content
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(_frames_to_float(frames), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         out = torch.zeros(len(frames), 3, self.size, self.size)
         out[:, :, top:top + h, left:left + w] = x
         return out.permute(1, 0, 2, 3)
@@ -56,7 +67,7 @@ class Framing:
         x = video[:, :, top:top + h, left:left + w].permute(1, 0, 2, 3).clamp(0, 1)
         if self.output_scale > 1:
             x = F.interpolate(x, scale_factor=self.output_scale, mode="nearest")
-        return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return _float_to_frames(x)
 
     def batch(self, frames: np.ndarray) -> torch.Tensor:
         return self.to_model(frames).unsqueeze(0)
@@ -89,7 +100,7 @@ class Tiling:
         """T x H x W x 3 uint8 -> (rows * cols) x 3 x T x S x S tiles, row-major."""
         h, w = self.scaled
         gy, gx = self.grid
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
+        x = _frames_to_float(frames)
         if (h, w) != (self.height, self.width):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         x = F.pad(x, (0, gx * self.size - w, 0, gy * self.size - h))
@@ -102,5 +113,4 @@ class Tiling:
         gy, gx = self.grid
         t = video.shape[2]
         x = video.reshape(gy, gx, 3, t, self.size, self.size).permute(3, 2, 0, 4, 1, 5)
-        x = x.reshape(t, 3, gy * self.size, gx * self.size)[:, :, :h, :w].clamp(0, 1)
-        return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return _float_to_frames(x.reshape(t, 3, gy * self.size, gx * self.size)[:, :, :h, :w])

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig
-from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
@@ -48,7 +48,7 @@ def transform_clips(transform: Callable[[torch.Tensor], tuple[torch.Tensor, torc
         x = to_float(flat[start:start + batch_size]).to(device)
         with runtime.autocast(device):
             out, keep = transform(x)
-        videos[start:start + len(x)] = (out.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        videos[start:start + len(x)] = to_uint8(out).cpu()
         if keep is not None:
             if masks is None:
                 masks = torch.empty((len(flat), *keep.shape[1:]), dtype=torch.uint8)

@@ -32,6 +32,26 @@ def build_attacker(kind: str, recognizer: ModelConfig, frame: FrameAttackerConfi
     raise ValueError(f"unknown attacker {kind!r}; choose from {ATTACKERS}")
 
 
+class AttackerEnsemble(nn.ModuleList):
+    """``members`` fresh privacy attackers of each family in ``kinds``, re-initialisable in place (the privacy
+    restarts of phase 2 and VITA)."""
+
+    def __init__(self, kinds: tuple[str, ...], members: int, recognizer: ModelConfig, frame: FrameAttackerConfig,
+                 num_outputs: int):
+        super().__init__()
+        self._spec = (tuple(kinds), members, recognizer, frame, num_outputs)
+        self.extend(self._fresh())
+
+    def _fresh(self) -> list[nn.Module]:
+        kinds, members, recognizer, frame, n = self._spec
+        return [build_attacker(kind, recognizer, frame, n) for kind in kinds for _ in range(members)]
+
+    def restart(self) -> None:
+        device = next(self.parameters()).device
+        for model, fresh in zip(self, self._fresh(), strict=True):
+            model.load_state_dict(fresh.to(device).state_dict())
+
+
 def is_topk_mask(keep: torch.Tensor) -> bool:
     """True when ``keep`` (B x L x N) has no gradient and the same number of kept tokens in every slice."""
     if keep.requires_grad:

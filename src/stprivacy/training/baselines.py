@@ -32,39 +32,18 @@ from stprivacy.models import VideoRecognizer
 from stprivacy.models.baselines import build_learned_baseline
 from stprivacy.models.baselines.spact import ContrastiveEncoder, two_views
 from stprivacy.models.pretrained import with_pretrained
-from stprivacy.models.recognizers import build_attacker
+from stprivacy.models.recognizers import AttackerEnsemble
 from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, save_checkpoint
 from stprivacy.training.epochs import run_epochs
-from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 
 
-class PrivacyEnsemble(nn.Module):
-    """The privacy models VITA and BDQ fight: ``members`` of every family in ``baselines.privacy_models``."""
-
-    def __init__(self, cfg: ExperimentConfig, num_attributes: int, members: int):
-        super().__init__()
-        self.cfg, self.num_attributes, self.members = cfg, num_attributes, members
-        self.models = nn.ModuleList(self._fresh())
-
-    def _fresh(self) -> list[nn.Module]:
-        cfg = self.cfg
-        return [build_attacker(kind, cfg.recognizer, cfg.frame_attacker, self.num_attributes)
-                for kind in cfg.baselines.privacy_models for _ in range(self.members)]
-
-    def restart(self) -> None:
-        device = next(self.parameters()).device
-        for m, fresh in zip(self.models, self._fresh(), strict=True):
-            m.load_state_dict(fresh.to(device).state_dict())
-
-    def entropies(self, video: torch.Tensor) -> torch.Tensor:
-        return torch.stack([binary_entropy(m(video).float()) for m in self.models])
-
-    def bce(self, video: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
-        return torch.stack([privacy_loss(m(video).float(), attributes) for m in self.models]).mean()
+def entropies(ensemble: AttackerEnsemble, video: torch.Tensor) -> torch.Tensor:
+    """The mean prediction entropy of each privacy model."""
+    return torch.stack([binary_entropy(m(video).float()) for m in ensemble])
 
 
 class Objective:
@@ -87,10 +66,11 @@ class LabelledPrivacyObjective(Objective):
     """VITA and BDQ: the adversary is a set of privacy models trained with the attribute labels (BCE)."""
 
     def __init__(self, cfg: ExperimentConfig, num_attributes: int, members: int):
-        self.adversary = PrivacyEnsemble(cfg, num_attributes, members)
+        self.adversary = AttackerEnsemble(cfg.baselines.privacy_models, members, cfg.recognizer, cfg.frame_attacker,
+                                          num_attributes)
 
     def adversary_losses(self, video, batch):
-        bce = self.adversary.bce(video, batch["attributes"])
+        bce = torch.stack([privacy_loss(m(video).float(), batch["attributes"]) for m in self.adversary]).mean()
         return {"adv_bce": bce, "total": bce}
 
 
@@ -100,7 +80,7 @@ class VitaObjective(LabelledPrivacyObjective):
         super().__init__(cfg, num_attributes, self.cfg.ensemble)
 
     def privacy_term(self, video, batch):
-        budget = -self.adversary.entropies(video).min()  # max_i of -H: the most confident privacy model
+        budget = -entropies(self.adversary, video).min()  # max_i of -H: the most confident privacy model
         return {"budget": budget, "privacy_term": self.cfg.gamma * budget}
 
     def before_epoch(self, epoch, run):
@@ -116,7 +96,7 @@ class BdqObjective(LabelledPrivacyObjective):
         super().__init__(cfg, num_attributes, 1)
 
     def privacy_term(self, video, batch):
-        entropy = self.adversary.entropies(video).mean()
+        entropy = entropies(self.adversary, video).mean()
         return {"entropy": entropy, "privacy_term": -self.cfg.alpha * entropy}
 
 
@@ -222,9 +202,7 @@ def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, sch
 
             opts["utility"].zero_grad(set_to_none=True)
             losses, parts = distributed.backward_parts(batch, utility_loss, device, runtime.accumulate)
-            check_losses(losses)
-            distributed.sync_gradients([transform, action])
-            opts["utility"].step()
+            distributed.apply_update(opts["utility"], [transform, action], losses)
             adversary.requires_grad_(True)
             opts["adversary"].zero_grad(set_to_none=True)
 
@@ -233,9 +211,7 @@ def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, sch
                     return objective.adversary_losses(video, part)
 
             adv = distributed.backward_again(parts, adversary_loss)
-            check_losses(adv)
-            distributed.sync_gradients([adversary])
-            opts["adversary"].step()
+            distributed.apply_update(opts["adversary"], [adversary], adv)
             for s in scheds.values():
                 s.step()
             adv["adv_total"] = adv.pop("total")
@@ -267,9 +243,7 @@ def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: Experime
             for batch in batches:
                 opts["transform"].zero_grad(set_to_none=True)
                 losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
-                check_losses(losses)
-                distributed.sync_gradients([transform])
-                opts["transform"].step()
+                distributed.apply_update(opts["transform"], [transform], losses)
                 scheds["transform"].step()
                 total += losses["total"] / steps
         distributed.broadcast_module(transform)

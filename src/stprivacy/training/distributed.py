@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from stprivacy.data.clips import to_float
+
 #: Parameters per all-reduce (elements), so a large model does not need a second copy of all its gradients.
 BUCKET_NUMEL = 2**24
 
@@ -110,10 +112,9 @@ def micro_batches(batch: dict[str, torch.Tensor], group: Dist, accumulate: int =
     """This rank's share of a global batch, as ``accumulate`` micro-batches, each with its loss weight
     ``micro-batch size / global batch size``. A rank may get nothing from a short last batch (an empty list)."""
     n = len(next(iter(batch.values())))
-    bounds = torch.linspace(0, n, group.world + 1).round().long().tolist()
-    lo, hi = bounds[group.rank], bounds[group.rank + 1]
+    share = shard(n, group)
     parts = []
-    for chunk in torch.arange(lo, hi).tensor_split(max(1, accumulate)):
+    for chunk in torch.arange(share.start, share.stop).tensor_split(max(1, accumulate)):
         if len(chunk):
             parts.append(({k: v[chunk] for k, v in batch.items()}, len(chunk) / n))
     return parts
@@ -223,10 +224,21 @@ def backward_parts(batch: dict[str, torch.Tensor], loss_fn, device: torch.device
     return reduce_sums(sums, group), done
 
 
+def apply_update(optimizer: torch.optim.Optimizer, modules: list[nn.Module], losses: dict[str, float],
+                 limits: dict[str, float] | None = None) -> None:
+    """The end of every training step: check the reduced losses (the same on every rank, so every rank takes the
+    same rollback decision), sum the gradients over ranks, step the optimizer."""
+    from stprivacy.training.guard import check_losses
+
+    check_losses(losses, limits)
+    sync_gradients(modules)
+    optimizer.step()
+
+
 def _on(device: torch.device, key: str, tensor: torch.Tensor) -> torch.Tensor:
     """Copy to ``device``; a uint8 video (GPU batches travel as uint8) becomes float in [0, 1] there."""
     tensor = tensor.to(device, non_blocking=True)
-    return tensor.float().div_(255.0) if key == "video" and tensor.dtype == torch.uint8 else tensor
+    return to_float(tensor) if key == "video" else tensor
 
 
 def backward_again(parts: list, loss_fn, group: Dist | None = None) -> dict[str, float]:

@@ -17,7 +17,6 @@ from stprivacy.models import STPrivacy
 from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
-from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 
@@ -78,9 +77,7 @@ def _phase1_epoch(model, forward, train, cfg, opt, sched, gen, epoch, steps) -> 
 
             opt.zero_grad(set_to_none=True)
             losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
-            check_losses(losses)
-            distributed.sync_gradients([model])
-            opt.step()
+            distributed.apply_update(opt, [model], losses)
             sched.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v / steps

@@ -25,11 +25,10 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss, privacy_loss
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
-from stprivacy.models.recognizers import build_attacker
+from stprivacy.models.recognizers import AttackerEnsemble
 from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
-from stprivacy.training.guard import check_losses
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 
@@ -39,21 +38,9 @@ class Adversaries(nn.Module):
 
     def __init__(self, cfg: ExperimentConfig, num_actions: int, num_attributes: int):
         super().__init__()
-        self.cfg = cfg
-        self.num_attributes = num_attributes
         self.action = with_pretrained(VideoRecognizer(cfg.recognizer, num_actions))
-        self.privacy = nn.ModuleList(self._privacy_models())
-
-    def _privacy_models(self) -> list[nn.Module]:
-        cfg = self.cfg
-        return [build_attacker(kind, cfg.recognizer, cfg.frame_attacker, self.num_attributes)
-                for kind in cfg.train.privacy_adversaries
-                for _ in range(self.cfg.train.privacy_ensemble)]
-
-    def restart_privacy(self) -> None:
-        device = next(self.parameters()).device
-        for p, fresh in zip(self.privacy, self._privacy_models(), strict=True):
-            p.load_state_dict(fresh.to(device).state_dict())
+        self.privacy = AttackerEnsemble(cfg.train.privacy_adversaries, cfg.train.privacy_ensemble, cfg.recognizer,
+                                        cfg.frame_attacker, num_attributes)
 
 
 def anonymizer_step(f, stage_ratios: list[float], adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
@@ -90,7 +77,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
 
     def restart_privacy(epoch: int) -> None:
         if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
-            adv.restart_privacy()
+            adv.privacy.restart()
             run.log("privacy_restart", phase=2, epoch=epoch + 1)
 
     run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=run.checkpoint("phase2"),
@@ -120,9 +107,7 @@ def _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch, steps) 
 
             opts["anonymizer"].zero_grad(set_to_none=True)
             f_losses, parts = distributed.backward_parts(batch, anonymizer_loss, device, runtime.accumulate)
-            check_losses(f_losses, limits)
-            distributed.sync_gradients([f])
-            opts["anonymizer"].step()
+            distributed.apply_update(opts["anonymizer"], [f], f_losses, limits)
             adv.requires_grad_(True)
             opts["adversaries"].zero_grad(set_to_none=True)
 
@@ -130,9 +115,7 @@ def _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch, steps) 
                 with runtime.autocast(device):
                     return recognizer_step(adv, *anonymized, part)
 
-            check_losses(distributed.backward_again(parts, recognizer_loss))
-            distributed.sync_gradients([adv])
-            opts["adversaries"].step()
+            distributed.apply_update(opts["adversaries"], [adv], distributed.backward_again(parts, recognizer_loss))
             for s in scheds.values():
                 s.step()
             # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
