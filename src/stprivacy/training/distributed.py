@@ -215,13 +215,13 @@ def backward_parts(batch: dict[str, torch.Tensor], loss_fn, device: torch.device
     group = group or _current
     parts = [({k: _on(device, k, v) for k, v in part.items()}, weight)
              for part, weight in micro_batches(batch, group, accumulate)]
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     done = []
     for part, weight in parts:
         losses, extra = loss_fn(part)
         _accumulate(losses, weight, sums)
         done.append((part, weight, extra))
-    return reduce_sums(sums, group), done
+    return reduce_sums(_to_floats(sums), group), done
 
 
 def apply_update(optimizer: torch.optim.Optimizer, modules: list[nn.Module], losses: dict[str, float],
@@ -245,13 +245,21 @@ def backward_again(parts: list, loss_fn, group: Dist | None = None) -> dict[str,
     """The second step of an alternating update, over the micro-batches of :func:`backward_parts`:
     ``loss_fn(micro_batch, extra)`` (the recognizers learn from the outputs of the same step). Returns the
     losses reduced over ranks; gradients are accumulated, not synchronised."""
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     for part, weight, extra in parts:
         _accumulate(loss_fn(part, extra), weight, sums)
-    return reduce_sums(sums, group or _current)
+    return reduce_sums(_to_floats(sums), group or _current)
 
 
-def _accumulate(losses: dict[str, torch.Tensor], weight: float, sums: dict[str, float]) -> None:
+def _accumulate(losses: dict[str, torch.Tensor], weight: float, sums: dict[str, torch.Tensor]) -> None:
     (losses["total"] * weight).backward()
     for k, v in losses.items():
-        sums[k] = sums.get(k, 0.0) + float(v.detach()) * weight
+        v = v.detach().float() * weight
+        sums[k] = sums[k] + v if k in sums else v
+
+
+def _to_floats(sums: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One device-to-host copy for all of a step's losses (a GPU waits once per step, not once per loss)."""
+    if not sums:
+        return {}
+    return dict(zip(sums, torch.stack(list(sums.values())).tolist(), strict=True))
