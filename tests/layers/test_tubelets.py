@@ -33,3 +33,27 @@ def test_grid_rejects_indivisible_sizes_and_bad_videos():
         grid.check_video(torch.zeros(1, 3, 4, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="B x 3 x 4 x 8 x 8"):
         grid.check_video(torch.zeros(1, 3, 4, 8, 9))
+
+
+def test_standardising_embedding_equals_the_convolution_of_the_standardised_video():
+    """Folding ``(x - m) / s`` into the weights and computing the map as a matrix product is the same map, in value
+    and in the gradients of the video and of the (unchanged) Conv3d parameters."""
+    torch.manual_seed(0)
+    grid = TubeletGrid(num_frames=4, height=8, width=12, tubelet=(2, 4, 4))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    emb = TubeletEmbed(grid, 6, mean, std)
+    video = torch.rand(2, 3, 4, 8, 12, requires_grad=True)
+    out = emb(video)
+    m, s = torch.tensor(mean).view(1, 3, 1, 1, 1), torch.tensor(std).view(1, 3, 1, 1, 1)
+    ref = torch.nn.functional.conv3d((video - m) / s, emb.proj.weight, emb.proj.bias, stride=(2, 4, 4))
+    ref = ref.flatten(2).transpose(1, 2)
+    assert out.shape == (2, grid.num_tokens, 6)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad((out * upstream).sum(), [video, emb.proj.weight, emb.proj.bias])
+    ref_grads = torch.autograd.grad((ref * upstream).sum(), [video, emb.proj.weight, emb.proj.bias])
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+    assert set(emb.state_dict()) == {"proj.weight", "proj.bias"}  # checkpoint keys unchanged, statistics not saved
+    with pytest.raises(ValueError, match="3 values"):
+        TubeletEmbed(grid, 6, mean[:2], std)

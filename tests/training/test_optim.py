@@ -103,3 +103,22 @@ def test_compile_option_trains_through_torch_compile(monkeypatch):
     assert len(compiled) == 1 and isinstance(compiled[0], VideoRecognizer)
     for k, v in weights[False].items():
         torch.testing.assert_close(weights[True][k], v, msg=k)
+
+
+def test_fused_adamw_is_used_where_supported_and_updates_like_the_per_parameter_loop():
+    torch.manual_seed(0)
+    models = [VideoRecognizer(model_preset("tiny"), 3) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = make_optimizer(models[0], lr=1e-2, weight_decay=0.05)
+    loop = make_optimizer(models[1], lr=1e-2, weight_decay=0.05, fused=False)
+    assert fused.defaults["fused"] is (torch.__version__ >= "2.4")  # the CPU kernel exists from torch 2.4
+    assert not loop.defaults["fused"]
+    video = torch.rand(4, 3, 8, 32, 32)
+    for _ in range(3):
+        for model, opt in zip(models, (fused, loop), strict=True):
+            opt.zero_grad()
+            model(video).square().mean().backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # Adam steps move weights by ~lr = 1e-2
+    assert not torch.equal(models[0].head.weight, VideoRecognizer(model_preset("tiny"), 3).head.weight)

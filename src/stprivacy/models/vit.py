@@ -43,8 +43,7 @@ class VideoViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.grid = cfg.grid
-        self.standardize = Standardize()
-        self.embed = TubeletEmbed(self.grid, cfg.embed_dim)
+        self.embed = TubeletEmbed(self.grid, cfg.embed_dim, IMAGENET_MEAN, IMAGENET_STD)  # standardises too
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid.num_tokens, cfg.embed_dim))
         self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
@@ -53,7 +52,7 @@ class VideoViT(nn.Module):
     def tokens(self, video: torch.Tensor) -> torch.Tensor:
         """``B x 3 x T x H x W`` video in [0, 1] -> position-embedded tokens ``B x S x D``."""
         self.grid.check_video(video)
-        return self.embed(self.standardize(video)) + self.pos_embed
+        return self.embed(video) + self.pos_embed
 
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed"}

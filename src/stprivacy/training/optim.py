@@ -57,12 +57,24 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr_scale: float
             for (decay, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
 
 
+def fused_supported(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused AdamW kernel takes these parameters: on CUDA always, on a CPU from torch 2.4."""
+    devices = {p.device.type for p in params}
+    return devices == {"cuda"} or (devices == {"cpu"} and torch.__version__ >= "2.4")
+
+
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, backbone_lr_scale: float = 1.0,
-                   layer_decay: float = 1.0) -> torch.optim.Optimizer:
+                   layer_decay: float = 1.0, fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW over :func:`param_groups`. ``fused`` (default: where supported) updates every parameter in one kernel
+    instead of a dozen per parameter: on the demo's ViT a training step is 15 % faster on a CPU
+    (``benchmarks/train_speed.py``). The update is AdamW's either way (same maths, rounding aside)."""
     groups = param_groups(model, weight_decay, backbone_lr_scale, layer_decay)
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+    params = [p for g in groups for p in g["params"]]
+    if fused is None:
+        fused = bool(params) and fused_supported(params)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), fused=fused or None)
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
