@@ -53,3 +53,43 @@ def test_blackening_without_masks_and_unknown_names_are_clear_errors():
         apply_baseline("pixelshuffle", clipset(videos))
     with pytest.raises(ConfigError, match="train it first"):
         apply_baseline("vita", clipset(videos))
+
+
+def _conv_blur(frames, sigma):
+    """The textbook form: reflect-pad, then two depthwise 1-D convolutions."""
+    k = gaussian_kernel(sigma)
+    r, c = (len(k) - 1) // 2, frames.shape[1]
+    x = torch.nn.functional.pad(frames, (r, r, r, r), mode="reflect")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def test_blur_equals_reflect_padded_convolution_at_the_borders_too():
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 12, 20) * 255  # not square: rows and columns have their own matrices
+    for sigma in (0.7, 2.6):
+        torch.testing.assert_close(gaussian_blur(frames, sigma), _conv_blur(frames, sigma), atol=1e-3, rtol=1e-5)
+    corner = torch.zeros(1, 1, 9, 9)
+    corner[0, 0, 0, 0] = 1.0
+    # reflect padding maps no outside tap onto a border pixel itself (-1 -> 1), so a corner delta loses mass
+    assert gaussian_blur(corner, 1.0).sum().item() < 1.0
+    with pytest.raises(ConfigError, match="larger"):
+        gaussian_blur(torch.zeros(1, 1, 4, 4), 2.0)
+
+
+def test_fixed_baselines_map_each_frame_of_each_view_in_chunks(monkeypatch):
+    from stprivacy.models.baselines import fixed
+
+    torch.manual_seed(0)
+    videos = torch.randint(0, 255, (5, 2, 3, 4, 8, 8), dtype=torch.uint8)  # 5 videos x 2 views
+    clips = ClipSet(videos, torch.zeros(5, dtype=torch.long), torch.zeros(5, 5, dtype=torch.long))
+    monkeypatch.setattr(fixed, "CHUNK_VIDEOS", 2)  # 3 chunks, the last one short
+    out = apply_baseline("downsample2x", clips).videos
+    for n, v, t in [(0, 0, 0), (2, 1, 3), (4, 1, 2)]:
+        frame = videos[n, v, :, t].float()[None]
+        expected = torch.nn.functional.avg_pool2d(frame, 2).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        assert torch.equal(out[n, v, :, t], expected[0].round().to(torch.uint8))
+    blurred = apply_baseline("blur_strong", clips).videos
+    sigma = fixed.BLUR_SIGMA["blur_strong"] * 8
+    expected = _conv_blur(videos[3, 0].movedim(1, 0).float(), sigma).round().clamp(0, 255).to(torch.uint8)
+    assert (blurred[3, 0].movedim(1, 0).int() - expected.int()).abs().max() <= 1  # float rounding at .5
