@@ -32,9 +32,10 @@ from stprivacy.config import ExperimentConfig
 from stprivacy.losses import action_loss, privacy_loss
 from stprivacy.models import FrameAttacker, STPrivacy, VideoRecognizer, model_preset
 from stprivacy.runtime import RuntimeConfig
+from stprivacy.training import distributed
 from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import phase1_step
-from stprivacy.training.phase2 import Adversaries, anonymizer_step, recognizer_step
+from stprivacy.training.phase2 import Adversaries, anonymizer_step
 
 #: Dense peak TFLOP/s (FP32 without tensor cores, BF16 tensor cores) by GPU name; SXM parts where there are two.
 PEAK_TFLOPS = {
@@ -107,15 +108,17 @@ def training_steps(cfg: ExperimentConfig, batch: int, device: torch.device, runt
             losses = phase1_step(forward, f.stage_ratios(), f.grid.tubelet, data, 0.0)
         step(f_opt, losses["total"])
 
-    def phase2():
-        adv.requires_grad_(False)
-        with runtime.autocast(device):
-            out, losses = anonymizer_step(forward, f.stage_ratios(), adv, data, 0.5, 0.5)
-        step(f_opt, losses["total"])
-        adv.requires_grad_(True)
-        with runtime.autocast(device):
-            r = recognizer_step(adv, out.video.detach(), out.keep_mask.detach(), data)
-        step(adv_opt, r["total"])
+    def phase2():  # as in training: one forward pass, each loss's gradient to its own side, both steps
+        def both_losses(part):
+            with runtime.autocast(device):
+                _, f_losses, rec_losses = anonymizer_step(forward, f.stage_ratios(), adv, part, 0.5, 0.5)
+            return f_losses, rec_losses
+
+        f_opt.zero_grad(set_to_none=True)
+        adv_opt.zero_grad(set_to_none=True)
+        distributed.backward_split(data, both_losses, [f], [adv], device)
+        f_opt.step()
+        adv_opt.step()
 
     def phase3_vit():
         with runtime.autocast(device):

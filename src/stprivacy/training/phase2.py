@@ -44,20 +44,21 @@ class Adversaries(nn.Module):
 
 
 def anonymizer_step(f, stage_ratios: list[float], adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
-    """The anonymizer's losses on one batch; ``f`` is the anonymizer (or its compiled forward)."""
+    """The anonymizer's losses on one batch; ``f`` is the anonymizer (or its compiled forward).
+    Returns the anonymized output, the anonymizer's losses and the recognizers' own losses (:func:`recognizer_losses`)
+    on that output, all from one forward pass of each recognizer."""
     out = f(batch["video"])
     spars = keep_ratio_loss(out.decisions, stage_ratios)
     ce = action_loss(adv.action(out.video, out.keep_mask).float(), batch["action"])
     bces = torch.stack([privacy_loss(p(out.video, out.keep_mask).float(), batch["attributes"]) for p in adv.privacy])
     bce = bces.min()  # the strongest privacy recognizer
     total = anonymizer_objective(spars, ce, bce, lambda_a, lambda_p)
-    return out, {"spars": spars, "ce_A": ce, "bce_P": bce, "total": total}
+    return out, {"spars": spars, "ce_A": ce, "bce_P": bce, "total": total}, recognizer_losses(ce, bces)
 
 
-def recognizer_step(adv: Adversaries, video: torch.Tensor, keep: torch.Tensor, batch: dict):
-    ce = action_loss(adv.action(video, keep).float(), batch["action"])
-    bce = sum(privacy_loss(p(video, keep).float(), batch["attributes"]) for p in adv.privacy)
-    return {"rec_ce_A": ce, "rec_bce_P": bce / len(adv.privacy), "total": ce + bce}
+def recognizer_losses(ce: torch.Tensor, bces: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The recognizers' step: A minimises its CE, every member of the privacy ensemble its BCE."""
+    return {"rec_ce_A": ce, "rec_bce_P": bces.mean(), "total": ce + bces.sum()}
 
 
 def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir) -> tuple[STPrivacy, Adversaries]:
@@ -98,24 +99,22 @@ def _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch, steps) 
         for batch in bar:
             if not distributed.usable(batch):
                 continue
-            adv.requires_grad_(False)
 
-            def anonymizer_loss(part):
+            def both_losses(part):
                 with runtime.autocast(device):
-                    out, losses = anonymizer_step(forward, f.stage_ratios(), adv, part, tc.lambda_a, tc.lambda_p)
-                return losses, (out.video.detach(), out.keep_mask.detach())
+                    _, f_losses, rec_losses = anonymizer_step(forward, f.stage_ratios(), adv, part, tc.lambda_a,
+                                                              tc.lambda_p)
+                return f_losses, rec_losses
 
-            opts["anonymizer"].zero_grad(set_to_none=True)
-            f_losses, parts = distributed.backward_parts(batch, anonymizer_loss, device, runtime.accumulate)
+            for opt in opts.values():
+                opt.zero_grad(set_to_none=True)
+            # The two alternating updates of the paper from one forward pass: the anonymizer's objective reaches
+            # the anonymizer's parameters only (the recognizers are fixed for it), the recognizers' own losses reach
+            # theirs only (the anonymized video is fixed for them), before either takes its step.
+            f_losses, rec_losses = distributed.backward_split(batch, both_losses, [f], [adv], device,
+                                                              runtime.accumulate)
             distributed.apply_update(opts["anonymizer"], [f], f_losses, limits)
-            adv.requires_grad_(True)
-            opts["adversaries"].zero_grad(set_to_none=True)
-
-            def recognizer_loss(part, anonymized):  # the recognizers learn from this step's anonymized clips
-                with runtime.autocast(device):
-                    return recognizer_step(adv, *anonymized, part)
-
-            distributed.apply_update(opts["adversaries"], [adv], distributed.backward_again(parts, recognizer_loss))
+            distributed.apply_update(opts["adversaries"], [adv], rec_losses)
             for s in scheds.values():
                 s.step()
             # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
