@@ -140,3 +140,20 @@ def test_spact_views_are_two_different_frames_and_the_encoder_projects_them():
     assert torch.all(v1[:, 0, 0, 0] != v2[:, 0, 0, 0])
     enc = ContrastiveEncoder(SpactConfig(projection_dim=8), FrameAttackerConfig(widths=(4, 8)))
     assert enc(v1).shape == (3, 8)
+
+
+def test_bdq_soft_staircase_gradients_equal_autograd_of_the_formula():
+    from stprivacy.models.baselines.bdq import _SoftStaircase
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    edges = torch.tensor([0.2, 0.45, 0.8], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: _SoftStaircase.apply(a, b, 7.0), (x, edges))
+    formula = torch.sigmoid(7.0 * (x.unsqueeze(0) - edges.view(-1, 1, 1, 1, 1))).mean(0)
+    out = _SoftStaircase.apply(x, edges, 7.0)
+    torch.testing.assert_close(out, formula)
+    upstream = torch.randn_like(out)
+    got = torch.autograd.grad((out * upstream).sum(), (x, edges))
+    expected = torch.autograd.grad((formula * upstream).sum(), (x, edges))
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
