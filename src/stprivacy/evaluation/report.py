@@ -73,10 +73,22 @@ def build_report(dataset: str, attribute_names, chance: float, results: list[Met
             "chance_cmap": chance, "methods": aggregate(results, attribute_names)}
 
 
+def _max_seeds(report: dict) -> int:
+    return max((len(m["seeds"]) for m in report["methods"]), default=0)
+
+
+def _mean_std(method: dict, key: str) -> str:
+    """``mean ± std`` over seeds; the mean alone for one seed (a std of one value says nothing)."""
+    if len(method["seeds"]) < 2:
+        return f"{method[key]:.2f}"
+    return f"{method[key]:.2f} ± {method[key + '_std']:.2f}"
+
+
 def markdown_table(report: dict) -> str:
     lines = [f"# Results on {report['dataset']}", "",
              f"Chance cMAP (label prior of the test split): {report['chance_cmap']:.2f}. "
-             "Privacy numbers are the worst case over attackers; lower is better. Mean ± std over seeds.", "",
+             "Privacy numbers are the worst case over attackers; lower is better."
+             + (" Mean ± std over seeds." if _max_seeds(report) > 1 else " One seed: no spread is measured."), "",
              "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | worst attacker | "
              + " | ".join(f"cMAP {k}" for k in _attacker_names(report)) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
@@ -84,8 +96,8 @@ def markdown_table(report: dict) -> str:
         ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
         per = " | ".join(f"{m['attackers'][k]['cmap']:.2f}" if k in m["attackers"] else ""
                          for k in _attacker_names(report))
-        lines.append(f"| {m['name']} | {ratio} | {m['action_top1']:.2f} ± {m['action_top1_std']:.2f} | "
-                     f"{m['privacy_cmap']:.2f} ± {m['privacy_cmap_std']:.2f} | {m['privacy_f1']:.3f} | "
+        lines.append(f"| {m['name']} | {ratio} | {_mean_std(m, 'action_top1')} | "
+                     f"{_mean_std(m, 'privacy_cmap')} | {m['privacy_f1']:.3f} | "
                      f"{'/'.join(sorted(set(m['worst_attacker'])))} | {per} |")
     lines += ["", "Per-attribute AP (%) of the worst attacker family:", "",
               "| method | keep ratio | " + " | ".join(report["attributes"]) + " |",
