@@ -77,7 +77,7 @@ def _max_seeds(report: dict) -> int:
     return max((len(m["seeds"]) for m in report["methods"]), default=0)
 
 
-def _mean_std(method: dict, key: str) -> str:
+def _cell(method: dict, key: str) -> str:
     """``mean ± std`` over seeds; the mean alone for one seed (a std of one value says nothing)."""
     if len(method["seeds"]) < 2:
         return f"{method[key]:.2f}"
@@ -96,8 +96,8 @@ def markdown_table(report: dict) -> str:
         ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
         per = " | ".join(f"{m['attackers'][k]['cmap']:.2f}" if k in m["attackers"] else ""
                          for k in _attacker_names(report))
-        lines.append(f"| {m['name']} | {ratio} | {_mean_std(m, 'action_top1')} | "
-                     f"{_mean_std(m, 'privacy_cmap')} | {m['privacy_f1']:.3f} | "
+        lines.append(f"| {m['name']} | {ratio} | {_cell(m, 'action_top1')} | "
+                     f"{_cell(m, 'privacy_cmap')} | {m['privacy_f1']:.3f} | "
                      f"{'/'.join(sorted(set(m['worst_attacker'])))} | {per} |")
     lines += ["", "Per-attribute AP (%) of the worst attacker family:", "",
               "| method | keep ratio | " + " | ".join(report["attributes"]) + " |",
