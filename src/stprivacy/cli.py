@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=1, help="integer upscaling of the output frames for viewing")
     p.add_argument("--tile-scale", type=float, default=None,
                    help="tile the whole frame, scaled by this factor, with model-size tiles instead of letterboxing")
+    p.add_argument("--stride", type=int, default=None,
+                   help="feed the model every STRIDE-th frame, in interleaved clips, so it sees motion at its "
+                        "training time scale (default: the run's data.sampling.stride; every frame is still output)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all available)")
 
     p = sub.add_parser("export-onnx", help="export a run's inference-mode anonymizer to ONNX at one keep ratio")
@@ -174,7 +177,7 @@ def _cmd_anonymize(args) -> None:
     import torch
     from tqdm.auto import tqdm
 
-    from stprivacy.deploy import anonymize_file, pick_keep_ratio
+    from stprivacy.deploy import anonymize_file, pick_keep_ratio, training_stride
     from stprivacy.errors import VideoReadError
     from stprivacy.pipeline import load_anonymizer
 
@@ -183,13 +186,14 @@ def _cmd_anonymize(args) -> None:
     model = load_anonymizer(args.run)
     keep_ratio = (pick_keep_ratio(args.run, args.max_cmap) if args.max_cmap is not None
                   else args.keep_ratio if args.keep_ratio is not None else model.cfg.keep_ratio)
+    stride = args.stride if args.stride is not None else training_stride(args.run)
     jobs = _video_jobs(args.inputs, args.output)
     failed = []
     for src, dst in tqdm(jobs, desc=f"anonymize a={keep_ratio}", unit="video", disable=len(jobs) == 1):
         try:
             n = anonymize_file(model, src, dst, keep_ratio, output_scale=args.scale, side_by_side=args.side_by_side,
-                               tile_scale=args.tile_scale)
-            print(f"{src} -> {dst} ({n} frames, a={keep_ratio})")
+                               tile_scale=args.tile_scale, stride=stride)
+            print(f"{src} -> {dst} ({n} frames, a={keep_ratio}, frame stride {stride})")
         except VideoReadError as exc:
             failed.append(str(src))
             print(f"stprivacy: skipped unreadable {src}: {exc}", file=sys.stderr)

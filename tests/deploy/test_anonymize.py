@@ -149,3 +149,39 @@ def test_tiling_round_trip_and_tiled_anonymization(tiny_model):
     assert len(out) == 8 and out[0].shape == (50, 70, 3)
     half = Tiling(32, 50, 70, scale=0.5)
     assert half.grid == (1, 2) and half.unbatch(half.batch(frames)).shape == (8, 25, 35, 3)
+
+
+def test_frame_stride_anonymizes_interleaved_clips_and_keeps_every_frame_in_order(tiny_model):
+    """With stride 2 the model sees frames 0, 2, 4, ... and 1, 3, 5, ... as clips (motion at a stride-2 training
+    time scale) and every input frame comes out once, in place, the last partial window included."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(37)]  # 2 windows of 16 + 5
+    out = list(anonymize_frames(tiny_model, frames, 0.7, stride=2))
+    assert len(out) == 37
+    length = tiny_model.cfg.num_frames  # 8
+    # the second window's odd frames (17, 19, ..., 31) form one clip: anonymized alone they give the same frames
+    alone = list(anonymize_frames(tiny_model, frames[17:32:2], 0.7))
+    for k, frame in enumerate(alone):
+        assert np.array_equal(out[17 + 2 * k], frame)
+    # the last window holds frames 32..36: its even clip is 32, 34, 36 padded by repeating 36
+    padded = frames[32:37:2] + [frames[36]] * (length - 3)
+    tail = list(anonymize_frames(tiny_model, padded, 0.7))
+    for k, i in enumerate((32, 34, 36)):
+        assert np.array_equal(out[i], tail[k])
+    # stride 1 is the consecutive-window behaviour, and it differs from stride 2
+    consecutive = list(anonymize_frames(tiny_model, frames, 0.7))
+    assert np.array_equal(consecutive[8], list(anonymize_frames(tiny_model, frames[8:16], 0.7))[0])
+    assert not all(np.array_equal(a, b) for a, b in zip(out, consecutive, strict=True))
+    with pytest.raises(STPrivacyError, match="stride"):
+        next(anonymize_frames(tiny_model, frames, 0.7, stride=0))
+
+
+def test_training_stride_comes_from_the_run(tmp_path):
+    from stprivacy.config import load_experiment
+    from stprivacy.deploy import training_stride
+    from stprivacy.training.run_dir import RunDir
+
+    for preset, expected in (("tiny", 1), ("vp-hmdb51", 2)):
+        run = RunDir(tmp_path / preset)
+        run.create(load_experiment(preset))
+        assert training_stride(run.path) == expected

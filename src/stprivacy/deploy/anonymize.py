@@ -4,6 +4,12 @@ The stream is cut into consecutive windows of the model's clip length; each wind
 (top-k tubelets at the chosen keep ratio, dropped tubelets black) and written out before the next one is read, so
 memory does not grow with the video's length. The last, shorter window is padded by repeating its last frame and
 only its real frames are emitted. Nothing of the input container is copied: no metadata, no audio.
+
+A model trained on clips sampled every ``s``-th frame (the real datasets' ``data.sampling.stride``, 2 by default)
+sees motion at that time scale; fed consecutive frames it would see everything move ``s`` times slower. With
+``stride = s`` a window of ``clip length x s`` frames is split into ``s`` interleaved clips (frames ``k, k + s, ...``),
+each is anonymized as the model was trained to see it, and their frames are put back in order: every frame is
+still anonymized exactly once.
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ def _windows(frames: Iterable[np.ndarray], length: int) -> Iterator[tuple[np.nda
 
 @torch.inference_mode()
 def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio: float, *,
-                     framing: Framing | Tiling | None = None, side_by_side: bool = False) -> Iterator[np.ndarray]:
+                     framing: Framing | Tiling | None = None, side_by_side: bool = False,
+                     stride: int = 1) -> Iterator[np.ndarray]:
     """Anonymize an iterable of H x W x 3 uint8 frames (a file, a camera) into anonymized frames, lazily.
 
+    ``stride``: the temporal sampling stride the model was trained with (see the module's docstring).
     With ``side_by_side`` every output frame shows raw | kept tubelets | anonymized, for inspection only.
     """
+    if stride < 1:
+        raise ConfigError(f"frame stride must be >= 1, got {stride}")
     model.eval()
     cfg = model.cfg
     iterator = iter(frames)
@@ -55,15 +65,24 @@ def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio:
             return
         framing = Framing(cfg.img_size, first.shape[0], first.shape[1])
         iterator = itertools.chain([first], iterator)
-    for window, real in _windows(iterator, cfg.num_frames):
-        x = framing.batch(window)
-        anonymized, keep = model.anonymize(x, keep_ratio)
-        out = framing.unbatch(anonymized)[:real]
-        if side_by_side:
-            raw = framing.unbatch(x)[:real]
-            kept = framing.unbatch(x * _mask_video(keep, model))[:real]
-            out = np.concatenate([raw, kept, out], axis=2)
-        yield from out
+    for window, real in _windows(iterator, cfg.num_frames * stride):
+        clips = [_anonymize_clip(model, framing, window[k::stride], keep_ratio, side_by_side) for k in range(stride)]
+        out = np.empty((len(window), *clips[0].shape[1:]), dtype=clips[0].dtype)
+        for k, clip in enumerate(clips):
+            out[k::stride] = clip
+        yield from out[:real]
+
+
+def _anonymize_clip(model: STPrivacy, framing: Framing | Tiling, frames: np.ndarray, keep_ratio: float,
+                    side_by_side: bool) -> np.ndarray:
+    """One clip of the model's length: T x H x W x 3 uint8 in, the anonymized frames (or the inspection view) out."""
+    x = framing.batch(frames)
+    anonymized, keep = model.anonymize(x, keep_ratio)
+    out = framing.unbatch(anonymized)
+    if side_by_side:
+        kept = framing.unbatch(x * _mask_video(keep, model))
+        out = np.concatenate([framing.unbatch(x), kept, out], axis=2)
+    return out
 
 
 def _mask_video(keep: torch.Tensor, model: STPrivacy) -> torch.Tensor:
@@ -77,7 +96,7 @@ def _mask_video(keep: torch.Tensor, model: STPrivacy) -> torch.Tensor:
 
 def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_ratio: float, *,
                    output_scale: int = 1, side_by_side: bool = False, fps: float | None = None,
-                   tile_scale: float | None = None) -> int:
+                   tile_scale: float | None = None, stride: int = 1) -> int:
     """Anonymize one video file into an H.264 mp4; returns the number of frames written.
 
     ``tile_scale`` switches from letterboxing to tiling the frame (scaled by that factor) with model-size tiles.
@@ -96,10 +115,19 @@ def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_rati
     count = 0
     with VideoWriter(dst, fps=fps) as writer:
         for frame in anonymize_frames(model, itertools.chain([first], frames), keep_ratio, framing=framing,
-                                      side_by_side=side_by_side):
+                                      side_by_side=side_by_side, stride=stride):
             writer.write(frame)
             count += 1
     return count
+
+
+def training_stride(run_dir: str | Path) -> int:
+    """The temporal stride of the clips a run's anonymizer was trained on: ``data.sampling.stride`` for decoded
+    videos, 1 for the synthetic benchmark (rendered frame by frame at its own rate)."""
+    from stprivacy.training.run_dir import RunDir
+
+    data = RunDir(run_dir).config().data
+    return 1 if data.kind == "synthetic" else int(data.sampling.stride)
 
 
 def pick_keep_ratio(run_dir: str | Path, max_cmap: float) -> float:
