@@ -29,7 +29,12 @@ def test_sigkill_at_random_points_then_resume_matches_uninterrupted(tmp_path):
     kills = 0
     for _ in range(4):
         proc = _train(killed_run)
-        time.sleep(rng.uniform(2.0, 6.0))
+        # kill only once the run exists: on a loaded machine start-up alone (imports) can outlast a fixed delay,
+        # and a process killed before creating its run leaves nothing to resume
+        deadline = time.time() + 120
+        while not (killed_run / "log.jsonl").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.5, 4.0))
         if proc.poll() is not None:
             break  # it finished before the kill
         proc.send_signal(signal.SIGKILL)
