@@ -35,7 +35,7 @@ from stprivacy.runtime import RuntimeConfig
 from stprivacy.training import distributed
 from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import phase1_step
-from stprivacy.training.phase2 import Adversaries, anonymizer_step
+from stprivacy.training.phase2 import Adversaries, train_step
 
 #: Dense peak TFLOP/s (FP32 without tensor cores, BF16 tensor cores) by GPU name; SXM parts where there are two.
 PEAK_TFLOPS = {
@@ -108,17 +108,9 @@ def training_steps(cfg: ExperimentConfig, batch: int, device: torch.device, runt
             losses = phase1_step(forward, f.stage_ratios(), f.grid.tubelet, data, 0.0)
         step(f_opt, losses["total"])
 
-    def phase2():  # as in training: one forward pass, each loss's gradient to its own side, both steps
-        def both_losses(part):
-            with runtime.autocast(device):
-                _, f_losses, rec_losses = anonymizer_step(forward, f.stage_ratios(), adv, part, 0.5, 0.5)
-            return f_losses, rec_losses
-
-        f_opt.zero_grad(set_to_none=True)
-        adv_opt.zero_grad(set_to_none=True)
-        distributed.backward_split(data, both_losses, [f], [adv], device)
-        f_opt.step()
-        adv_opt.step()
+    def phase2():  # as in training: the anonymizer step, then the recognizers' step on its detached output
+        cfg.runtime = runtime
+        train_step(f, forward, adv, data, cfg, {"anonymizer": f_opt, "adversaries": adv_opt}, cfg.model.keep_ratio)
 
     def phase3_vit():
         with runtime.autocast(device):

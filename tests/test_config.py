@@ -1,6 +1,14 @@
 import pytest
 
-from stprivacy.config import ExperimentConfig, apply_overrides, from_dict, load_experiment, preset_names, to_dict
+from stprivacy.config import (
+    ExperimentConfig,
+    apply_overrides,
+    from_dict,
+    load_experiment,
+    peak_lr,
+    preset_names,
+    to_dict,
+)
 from stprivacy.errors import ConfigError
 from stprivacy.layers import TubeletGrid
 
@@ -22,7 +30,7 @@ def test_paper_presets_have_the_paper_settings():
     assert cfg.model.selection_points == (3, 6, 9) and cfg.model.keep_ratio == 0.7
     assert (cfg.train.phase1_epochs, cfg.train.phase2_epochs, cfg.evaluate.epochs) == (80, 40, 80)
     assert cfg.train.lambda_a == cfg.train.lambda_p == 0.5
-    assert cfg.train.peak_lr() == pytest.approx(1e-3 * 32 / 512)
+    assert peak_lr(cfg.train) == pytest.approx(1e-3 * 32 / 512)
     assert cfg.evaluate.keep_ratios == (1.0, 0.85, 0.7, 0.55, 0.4)
     cross = load_experiment("ucf101-to-hmdb51")
     assert cross.data.kind == "ucf101" and cross.evaluate.data.kind == "hmdb51"

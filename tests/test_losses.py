@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stprivacy.losses import anonymizer_objective, keep_ratio_loss, privacy_loss
+from stprivacy.losses import anonymizer_objective, keep_ratio_loss, masked_reconstruction_loss, privacy_loss, publish
 
 
 def test_keep_ratio_loss_hand_computed():
@@ -30,3 +30,20 @@ def test_privacy_loss_is_multilabel_bce():
     z = torch.tensor([[1, 0]])
     expected = (torch.log(torch.tensor(2.0)) + torch.log1p(torch.exp(torch.tensor(2.0)))) / 2
     assert privacy_loss(logits, z).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_reconstruction_does_not_train_the_selector():
+    # The mask says where to reconstruct; with its gradient the term taught the selector to drop the actor (the
+    # tubelets hardest to reconstruct): actor coverage 0.22 in the demo's phase 1.
+    out, target = torch.rand(2, 3, 4, 8, 8, requires_grad=True), torch.rand(2, 3, 4, 8, 8)
+    keep = torch.ones(2, 2, 4, requires_grad=True)
+    masked_reconstruction_loss(out, target, keep, (2, 4, 4)).backward()
+    assert keep.grad is None and out.grad.abs().sum() > 0
+
+
+def test_publish_clamps_and_quantises_with_a_straight_through_gradient():
+    v = torch.tensor([-0.5, 0.1234, 0.5, 1.7], requires_grad=True)
+    p = publish(v)
+    assert torch.equal(p.detach(), torch.tensor([0.0, round(0.1234 * 255) / 255, 128 / 255, 1.0]))
+    p.sum().backward()
+    assert torch.equal(v.grad, torch.tensor([0.0, 1.0, 1.0, 0.0]))

@@ -35,6 +35,11 @@ class DataConfig:
     synth_preset: str = "quick"
     train_size: int = 4000
     test_size: int = 1000
+    #: The validation split every recipe choice and every per-epoch instrument reads (never the test split).
+    #: Synthetic: ``val_size`` clips of the renderer's own ``val`` stream (disjoint from train and test).
+    #: Real data: a seeded ``val_fraction`` of the training videos, held out of training.
+    val_size: int = 500
+    val_fraction: float = 0.1
     #: Folder holding the videos (``<root>/<class>/<video>``) for real datasets.
     root: str | None = None
     #: Folder of the official split files (HMDB51 or UCF101) and which split (1-3).
@@ -58,6 +63,8 @@ class DataConfig:
         kinds = ("synthetic", "hmdb51", "ucf101", "pa_hmdb51", "manifest")
         if self.kind not in kinds:
             raise ConfigError(f"data.kind must be one of {kinds}, got {self.kind!r}")
+        if self.val_size < 0 or not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError("data.val_size must be >= 0 and data.val_fraction in [0, 1)")
 
 
 @dataclass
@@ -80,6 +87,14 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0
     #: Weight of an L1 reconstruction of the kept tubelets in phase 1 (0 = the paper; see training/phase1.py).
     phase1_reconstruction: float = 0.0
+    #: Weight of an action critic in phase 1 (0 = the paper; see training/phase1.py): a recognizer trained with the
+    #: anonymizer on its output pixels and keep mask, so that selection keeps the tubelets whose pixels carry the
+    #: action.
+    phase1_critic: float = 0.0
+    #: Train over a range of keep ratios ``[low, high]``, one sampled uniformly per batch (empty = always
+    #: ``model.keep_ratio``), so that one anonymizer serves every deployment ratio. Pair it with
+    #: ``model.selection: topk``: a Gumbel decision per token cannot follow a target that changes per batch.
+    keep_ratio_range: tuple[float, ...] = ()
     #: lambda_A and lambda_P of ``L_spars + lambda_A CE - lambda_P BCE``.
     lambda_a: float = 0.5
     lambda_p: float = 0.5
@@ -92,6 +107,22 @@ class TrainConfig:
     #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
     #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
     privacy_adversaries: tuple[str, ...] = ("vit",)
+    #: The anonymizer's privacy term: "neg_bce" (the paper: ``- lambda_P BCE(P)``) or "confusion" (``+ lambda_P
+    #: BCE(P, 1/2)``: P's predictions pushed to 1/2, not to the wrong label; see training/phase2.py).
+    privacy_objective: str = "neg_bce"
+    #: Recognizer updates per anonymizer update (on the same detached output); the paper alternates 1:1.
+    adversary_steps: int = 1
+    #: Epochs of recognizer training on the frozen phase-1 output before the min-max starts (0 = none).
+    adversary_warmup_epochs: float = 0.0
+    #: Weight of phase 1's head CE kept in phase 2's anonymizer objective (0 = the paper).
+    phase2_head_ce: float = 0.0
+    #: Weight of an L1 identity anchor on the kept tubelets in phase 2 (0 = the paper).
+    phase2_reconstruction: float = 0.0
+    #: The anonymizer's learning rate in phase 2 as a multiple of ``lr`` (the recognizers keep ``lr``).
+    anonymizer_lr_scale: float = 1.0
+    #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the
+    #: recognizers see what phase 3's attackers will see (off = the paper).
+    bounded_output: bool = False
     #: Instability guard: a NaN/inf loss, or a privacy BCE above ``max_privacy_bce`` (the anonymizer's -BCE term
     #: running away), rolls back to the last epoch checkpoint with the learning rate times ``rollback_lr_factor``;
     #: after ``max_rollbacks`` rollbacks in one phase training stops with an error.
@@ -99,14 +130,20 @@ class TrainConfig:
     rollback_lr_factor: float = 0.5
     max_privacy_bce: float = 20.0
 
-    def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
-
     def __post_init__(self) -> None:
         if not 0 < self.backbone_lr_scale <= 1 or not 0 < self.layer_decay <= 1:
             raise ConfigError("train.backbone_lr_scale and train.layer_decay must lie in (0, 1]")
         if self.freeze_backbone_epochs < 0:
             raise ConfigError("train.freeze_backbone_epochs must be >= 0")
+        if self.privacy_objective not in ("neg_bce", "confusion"):
+            raise ConfigError(f"train.privacy_objective must be 'neg_bce' or 'confusion', got "
+                              f"{self.privacy_objective!r}")
+        if self.adversary_steps < 1 or self.adversary_warmup_epochs < 0 or self.anonymizer_lr_scale <= 0:
+            raise ConfigError("train.adversary_steps must be >= 1, train.adversary_warmup_epochs >= 0 and "
+                              "train.anonymizer_lr_scale > 0")
+        if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2
+                                          and 0 < self.keep_ratio_range[0] <= self.keep_ratio_range[1] <= 1):
+            raise ConfigError("train.keep_ratio_range must be [low, high] with 0 < low <= high <= 1, or empty")
 
 
 @dataclass
@@ -132,9 +169,6 @@ class EvalConfig:
     #: Evaluate on another dataset than the anonymizer was trained on (the unseen-action settings); None = the
     #: training data.
     data: DataConfig | None = None
-
-    def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
 
     def __post_init__(self) -> None:
         for name in self.baselines:
@@ -162,9 +196,6 @@ class BaselinesConfig:
     spact: SpactConfig = field(default_factory=SpactConfig)
     bdq: BdqConfig = field(default_factory=BdqConfig)
 
-    def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else 1e-3 * self.batch_size / 512
-
 
 @dataclass
 class ExperimentConfig:
@@ -179,6 +210,12 @@ class ExperimentConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def peak_lr(section) -> float:
+    """The peak learning rate of a training section (``train``, ``evaluate``, ``baselines``): its ``lr``, or the
+    paper's rule ``1e-3 * batch_size / 512`` when ``lr`` is None."""
+    return section.lr if section.lr is not None else 1e-3 * section.batch_size / 512
 
 
 # ----------------------------------------------------------------------------------------------- (de)serialising

@@ -10,6 +10,8 @@ The recognizers A and P minimise their own CE / BCE in alternate steps. Paper: l
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +40,22 @@ def privacy_loss(logits: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy_with_logits(logits, attributes.to(logits.dtype))
 
 
+def confusion_loss(logits: torch.Tensor) -> torch.Tensor:
+    """``BCE(sigmoid(logits), 1/2) - ln 2`` averaged over clips and attributes: 0 exactly when every prediction
+    is 1/2, growing with the information the predictions carry in *either* direction (a confidently wrong
+    recognizer is penalised as much as a confidently right one). Phase 2's ``confusion`` privacy objective."""
+    half = torch.full_like(logits, 0.5)
+    return F.binary_cross_entropy_with_logits(logits, half) - math.log(2.0)
+
+
+def publish(video: torch.Tensor) -> torch.Tensor:
+    """What deployment does to a float output, in a form training can differentiate: clamp to [0, 1] and round to
+    the 256 levels of a uint8 video, the rounding with a straight-through gradient. The recognizers of phase 2
+    then see what phase 3's attackers will see; without it, information can hide outside [0, 1] or below 1/255."""
+    v = video.clamp(0.0, 1.0)
+    return v + ((v * 255).round() / 255 - v).detach()
+
+
 def anonymizer_objective(
     spars: torch.Tensor, action_ce: torch.Tensor, privacy_bce: torch.Tensor, lambda_a: float, lambda_p: float
 ) -> torch.Tensor:
@@ -47,11 +65,15 @@ def anonymizer_objective(
 
 def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_mask: torch.Tensor,
                                tubelet: tuple[int, int, int]) -> torch.Tensor:
-    """Mean absolute error over the kept tubelets only (B x 3 x T x H x W videos, B x L x N mask)."""
+    """Mean absolute error over the kept tubelets only (B x 3 x T x H x W videos, B x L x N mask).
+
+    The mask is detached: it says *where* to reconstruct, and must not train the selector. With its gradient,
+    this term rewards dropping whatever is hard to reconstruct (the moving actor), and the selector learned to
+    keep background (actor coverage 0.22 in the demo's phase 1; ``tests/test_losses.py`` pins it)."""
     from stprivacy.layers.tubelets import video_to_tubelets
 
     diff = video_to_tubelets((output - target).abs(), tubelet).mean(-1)  # B x S
-    keep = keep_mask.reshape(diff.shape).to(diff.dtype)
+    keep = keep_mask.detach().reshape(diff.shape).to(diff.dtype)
     return (diff * keep).sum() / keep.sum().clamp_min(1.0)
 
 

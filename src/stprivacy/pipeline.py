@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from stprivacy.config import ExperimentConfig
-from stprivacy.data.build import build_datasets
+from stprivacy.data.build import build_datasets, split_validation
 from stprivacy.data.clips import ClipSet
 from stprivacy.errors import CheckpointError, ConfigError
 from stprivacy.evaluation.metrics import chance_cmap
@@ -92,8 +92,11 @@ def log_data_report(run: RunDir, report) -> None:
         log.warning("data: %s", report.summary())
 
 
-def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy:
-    """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer."""
+def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet | None = None) -> STPrivacy:
+    """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer.
+
+    ``data`` = (train, test) clips already loaded (the test clips are not read here); ``val``: the validation
+    split the per-epoch instruments read (built from the config when ``data`` is not given)."""
     cfg = run.config()
     start_processes(cfg)
     seed_everything(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
@@ -105,14 +108,15 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> STPrivacy
     else:
         train_clips, _, report = load_data(cfg.data, cfg.seed, cfg.runtime.progress)
         log_data_report(run, report)
+        train_clips, val = split_validation(cfg.data, cfg.seed, train_clips, cfg.runtime.progress)
     _check_model_fits_data(cfg, train_clips)
     model = with_pretrained(STPrivacy(cfg.model, num_classes=len(train_clips.action_names)))
     if cfg.model.pretrained:
         run.log("pretrained", model="anonymizer", **vars(model.pretrained_report))
     final = run.checkpoint(ANONYMIZER)
     if not checkpoint_exists(run.checkpoint("phase2")):
-        train_phase1(model, train_clips, cfg, run)
-    model, _ = train_phase2(model, train_clips, cfg, run)
+        train_phase1(model, train_clips, cfg, run, val)
+    model, _ = train_phase2(model, train_clips, cfg, run, val)
     if distributed.current().is_main:
         save_checkpoint(final, {"anonymizer": model},
                         metadata={"phase": 2, "num_classes": len(train_clips.action_names),
@@ -222,5 +226,6 @@ def benchmark(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -> 
     cfg = run.config()
     train_clips, test_clips, report = load_data(cfg.data, cfg.seed, cfg.runtime.progress)
     log_data_report(run, report)
-    train(run, (train_clips, test_clips))
+    train_clips, val_clips = split_validation(cfg.data, cfg.seed, train_clips, cfg.runtime.progress)
+    train(run, (train_clips, test_clips), val_clips)
     return evaluate(run, (train_clips, test_clips))

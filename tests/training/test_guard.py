@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stprivacy import pipeline
-from stprivacy.config import load_experiment
+from stprivacy.config import load_experiment, peak_lr
 from stprivacy.data.build import build_datasets
 from stprivacy.training import phase1, phase2
 from stprivacy.training.guard import TrainingDivergedError
@@ -23,7 +23,7 @@ def _inject_nan_once(monkeypatch, module, fn_name, at_call):
     def faulty(*args, **kwargs):
         calls["n"] += 1
         out = real(*args, **kwargs)
-        losses = out[1] if isinstance(out, tuple) else out
+        losses = out[0] if isinstance(out, tuple) else out
         if calls["n"] == at_call:
             losses["total"] = losses["total"] * float("nan")
         return out
@@ -31,7 +31,7 @@ def _inject_nan_once(monkeypatch, module, fn_name, at_call):
     monkeypatch.setattr(module, fn_name, faulty)
 
 
-@pytest.mark.parametrize("module, fn_name", [(phase1, "phase1_step"), (phase2, "anonymizer_step")])
+@pytest.mark.parametrize("module, fn_name", [(phase1, "phase1_step"), (phase2, "anonymizer_losses")])
 def test_nan_rolls_back_lowers_lr_and_finishes(tmp_path, tiny_data, monkeypatch, module, fn_name):
     _inject_nan_once(monkeypatch, module, fn_name, at_call=3)
     run = pipeline.prepare_run(load_experiment("tiny", ["train.phase1_epochs=2", "train.phase2_epochs=2"]),
@@ -46,7 +46,7 @@ def test_nan_rolls_back_lowers_lr_and_finishes(tmp_path, tiny_data, monkeypatch,
     from stprivacy.training.checkpoint import load_state
 
     state = load_state(run.checkpoint(f"phase{phase}"))
-    base = run.config().train.peak_lr()
+    base = peak_lr(run.config().train)
     assert state["schedulers"]["anonymizer"]["base_lrs"][0] == pytest.approx(base * 0.5)
 
 

@@ -4,16 +4,17 @@ import pytest
 import torch
 
 from stprivacy import pipeline
-from stprivacy.config import load_experiment
+from stprivacy.config import load_experiment, peak_lr
 from stprivacy.errors import ConfigError
 from stprivacy.models import STPrivacy, VideoRecognizer, model_preset
-from stprivacy.training.optim import make_optimizer, param_groups, scaled_lr, trunk_layer, warmup_cosine
+from stprivacy.training.optim import make_optimizer, param_groups, trunk_layer, warmup_cosine
 
 
 def test_paper_lr_rule():
-    assert scaled_lr(1e-3, 512) == pytest.approx(1e-3)
-    assert scaled_lr(1e-3, 64) == pytest.approx(1.25e-4)
-    assert load_experiment("tiny", ["train.lr=null", "train.batch_size=128"]).train.peak_lr() == pytest.approx(2.5e-4)
+    assert peak_lr(load_experiment("tiny", ["train.lr=null", "train.batch_size=512"]).train) == pytest.approx(1e-3)
+    assert peak_lr(load_experiment("tiny", ["train.lr=null", "train.batch_size=128"]).train) == pytest.approx(2.5e-4)
+    assert peak_lr(load_experiment("tiny", ["evaluate.lr=null", "evaluate.batch_size=64"]).evaluate) == pytest.approx(
+        1.25e-4)
 
 
 def test_trunk_layers():

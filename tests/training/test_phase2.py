@@ -1,52 +1,84 @@
-"""Phase 2's step: one forward pass, the gradients of the paper's two alternating steps."""
+"""Phase 2's update: the anonymizer step against frozen recognizers, then the recognizers on the detached output."""
 
+import copy
+
+import pytest
 import torch
 
 from stprivacy.config import load_experiment
-from stprivacy.losses import action_loss, privacy_loss
+from stprivacy.losses import action_loss, confusion_loss, keep_ratio_loss, privacy_loss
 from stprivacy.models import STPrivacy
-from stprivacy.training import distributed
-from stprivacy.training.phase2 import Adversaries, anonymizer_step, recognizer_losses
+from stprivacy.training.optim import make_optimizer
+from stprivacy.training.phase2 import Adversaries, frozen, train_step
 
 
-def _grads(module):
-    return {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
-
-
-def test_one_forward_gives_the_gradients_of_the_two_alternating_steps():
+def _setup(overrides=()):
     # every frame for the frame CNN (no random subset), so both computations see the same inputs
     cfg = load_experiment("tiny", ["train.privacy_adversaries=[vit,frame]", "train.privacy_ensemble=2",
-                                   "frame_attacker.train_frames=0"])
+                                   "frame_attacker.train_frames=0", *overrides])
     torch.manual_seed(0)
     f, adv = STPrivacy(cfg.model, num_classes=4).train(), Adversaries(cfg, 4, 5).train()
     batch = {"video": torch.rand(6, 3, 8, 32, 32), "action": torch.randint(4, (6,)),
              "attributes": torch.randint(2, (6, 5))}
+    return cfg, f, adv, batch
 
-    # The paper's two steps: the anonymizer against fixed recognizers, then the recognizers on the fixed output.
+
+def _opts(f, adv):
+    return {"anonymizer": make_optimizer(f, 1e-3, 0.05), "adversaries": make_optimizer(adv, 1e-3, 0.05)}
+
+
+@pytest.mark.parametrize("objective", ["neg_bce", "confusion"])
+def test_train_step_is_the_two_alternating_steps_written_out(objective):
+    cfg, f, adv, batch = _setup([f"train.privacy_objective={objective}", "train.adversary_steps=2"])
+    f2, adv2 = copy.deepcopy(f), copy.deepcopy(adv)
+
     torch.manual_seed(1)  # the same Gumbel noise in both computations
-    adv.requires_grad_(False)
-    out, losses, _ = anonymizer_step(f, f.stage_ratios(), adv, batch, 0.5, 0.5)
-    losses["total"].backward()
-    adv.requires_grad_(True)
-    video, keep = out.video.detach(), out.keep_mask.detach()
-    ce = action_loss(adv.action(video, keep), batch["action"])
-    bces = torch.stack([privacy_loss(p(video, keep), batch["attributes"]) for p in adv.privacy])
-    rec = recognizer_losses(ce, bces)
-    rec["total"].backward()
-    expected_f, expected_adv = _grads(f), _grads(adv)
-    f.zero_grad(set_to_none=True)
-    adv.zero_grad(set_to_none=True)
+    train_step(f, f, adv, batch, cfg, _opts(f, adv), 0.7)
 
+    # by hand: the paper's anonymizer step with the recognizers fixed, then two recognizer steps on the output
+    opts = _opts(f2, adv2)
     torch.manual_seed(1)
-    f_losses, rec_losses = distributed.backward_split(
-        batch, lambda part: anonymizer_step(f, f.stage_ratios(), adv, part, 0.5, 0.5)[1:], [f], [adv],
-        torch.device("cpu"))
-    got_f, got_adv = _grads(f), _grads(adv)
-    assert set(got_f) == set(expected_f) and len(got_f) > 10
-    assert set(got_adv) == set(expected_adv) == {n for n, _ in adv.named_parameters()}
-    for expected, got in ((expected_f, got_f), (expected_adv, got_adv)):
-        for name in expected:
-            torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=1e-4, msg=name)
-    assert abs(f_losses["total"] - losses["total"].item()) < 1e-5
-    assert abs(rec_losses["total"] - rec["total"].item()) < 1e-5
-    assert abs(rec_losses["rec_bce_P"] - bces.mean().item()) < 1e-6
+    out = f2(batch["video"])
+    adv2.requires_grad_(False)
+    logits = [p(out.video, out.keep_mask) for p in adv2.privacy]
+    bces = torch.stack([privacy_loss(z, batch["attributes"]) for z in logits])
+    privacy = (torch.stack([confusion_loss(z) for z in logits]).max() if objective == "confusion"
+               else -bces.min())
+    total = (keep_ratio_loss(out.decisions, f2.stage_ratios()) + 0.5 * action_loss(
+        adv2.action(out.video, out.keep_mask), batch["action"]) + 0.5 * privacy)
+    total.backward()
+    adv2.requires_grad_(True)
+    assert all(p.grad is None for p in adv2.parameters())  # step 1 trains the anonymizer only
+    opts["anonymizer"].step()
+    video, keep = out.video.detach(), out.keep_mask.detach()
+    f_grads = [p.grad.clone() for p in f2.parameters() if p.grad is not None]
+    for _ in range(2):
+        opts["adversaries"].zero_grad(set_to_none=True)
+        rec = action_loss(adv2.action(video, keep), batch["action"]) + sum(
+            privacy_loss(p(video, keep), batch["attributes"]) for p in adv2.privacy)
+        rec.backward()
+        opts["adversaries"].step()
+    # step 2 reads the detached output: the anonymizer's gradients are untouched by it
+    assert all(torch.equal(a, p.grad) for a, p in zip(f_grads, [p for p in f2.parameters() if p.grad is not None],
+                                                      strict=True))
+
+    for got, want in ((f, f2), (adv, adv2)):
+        for (name, a), b in zip(got.named_parameters(), want.parameters(), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4, msg=name)
+    # the adversaries really moved twice: one step alone would differ
+    assert any((a - b).abs().max() > 0 for a, b in zip(adv.parameters(), _setup()[2].parameters(), strict=True))
+
+
+def test_frozen_blocks_parameter_gradients_but_not_the_flow_through():
+    lin = torch.nn.Linear(3, 1)
+    x = torch.rand(2, 3, requires_grad=True)
+    with frozen(lin):
+        lin(x).sum().backward()
+    assert lin.weight.grad is None and x.grad is not None and x.grad.abs().sum() > 0
+    assert lin.weight.requires_grad
+
+
+def test_confusion_loss_is_zero_only_at_one_half_and_symmetric():
+    assert confusion_loss(torch.zeros(4, 5)).item() == pytest.approx(0.0, abs=1e-7)
+    right, wrong = confusion_loss(torch.full((1, 5), 3.0)), confusion_loss(torch.full((1, 5), -3.0))
+    assert right.item() > 0.5 and right.item() == pytest.approx(wrong.item())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from stprivacy.config import DataConfig
 from stprivacy.data.clips import ClipSet
@@ -29,6 +30,29 @@ def build_datasets(cfg: DataConfig, seed: int, progress: bool = True) -> tuple[C
     train = decode_clipset(train_entries, cfg.sampling, train=True, **common)
     test = decode_clipset(test_entries, cfg.sampling, train=False, **common)
     return train, test, report
+
+
+def split_validation(cfg: DataConfig, seed: int, train: ClipSet, progress: bool = True
+                     ) -> tuple[ClipSet, ClipSet | None]:
+    """The training clips and the validation split (None when it is configured empty).
+
+    Synthetic data renders its own ``val`` stream, so training keeps every clip; real data holds a seeded
+    ``val_fraction`` of the training videos out of training. The test split is never touched here.
+    """
+    if cfg.kind == "synthetic":
+        if cfg.val_size == 0:
+            return train, None
+        from stprivacy.data.synthetic import synth_preset
+        from stprivacy.data.synthetic.dataset import render_split
+
+        return train, render_split(synth_preset(cfg.synth_preset), cfg.val_size, seed, "val", cfg.workers, progress)
+    n_val = int(round(len(train) * cfg.val_fraction))
+    if n_val == 0:
+        return train, None
+    if n_val >= len(train):
+        raise ConfigError(f"data.val_fraction {cfg.val_fraction} leaves no training video of {len(train)}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))
+    return train.subset(order[n_val:].sort().values), train.subset(order[:n_val].sort().values)
 
 
 def real_entries(cfg: DataConfig, seed: int):

@@ -26,6 +26,8 @@ class ClipSet(Dataset):
     attribute_names: tuple[str, ...] = ()
     #: Optional N x V x T x H x W uint8 person masks (the blackening baseline needs them).
     person_masks: torch.Tensor | None = None
+    #: Optional N x V x T x H x W uint8 masks of the actor alone (synthetic data): the sparsifier's instrument.
+    actor_masks: torch.Tensor | None = None
     #: Optional N x V x L x N keep masks that travel with anonymized clips.
     keep_masks: torch.Tensor | None = None
     #: Optional per-video identifiers (file paths) for reports.
@@ -36,6 +38,8 @@ class ClipSet(Dataset):
             self.videos = self.videos.unsqueeze(1)
             if self.person_masks is not None:
                 self.person_masks = self.person_masks.unsqueeze(1)
+            if self.actor_masks is not None:
+                self.actor_masks = self.actor_masks.unsqueeze(1)
             if self.keep_masks is not None:
                 self.keep_masks = self.keep_masks.unsqueeze(1)
         n = len(self.videos)
@@ -56,6 +60,15 @@ class ClipSet(Dataset):
         """(T, H, W) of one clip."""
         t, h, w = self.videos.shape[3:]
         return t, h, w
+
+    def subset(self, index: torch.Tensor) -> ClipSet:
+        """The clips at ``index`` (a 1-D index tensor), with every per-clip field that is present."""
+        def pick(t):
+            return None if t is None else t[index]
+        return ClipSet(self.videos[index], self.actions[index], self.attributes[index], self.action_names,
+                       self.attribute_names, person_masks=pick(self.person_masks), actor_masks=pick(self.actor_masks),
+                       keep_masks=pick(self.keep_masks),
+                       names=[self.names[i] for i in index.tolist()] if self.names else [])
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = {"video": self.videos[i], "action": self.actions[i], "attributes": self.attributes[i]}

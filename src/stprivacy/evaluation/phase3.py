@@ -22,9 +22,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from stprivacy.config import ExperimentConfig
+from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet, to_float, to_uint8
+from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
+from stprivacy.layers.tubelets import TubeletGrid
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
@@ -35,42 +37,48 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def transform_clips(transform: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]], clips: ClipSet,
-                    runtime: RuntimeConfig, batch_size: int = 64, desc: str = "transform") -> ClipSet:
-    """Every view of every clip through ``transform`` (float B x 3 x T x H x W in [0, 1] -> the output video and
-    its keep mask or None), quantised to uint8 like a video file. The transform must be in inference mode."""
+def transform_clips(transform: Callable[[torch.Tensor], torch.Tensor], clips: ClipSet, runtime: RuntimeConfig,
+                    batch_size: int = 64, desc: str = "transform", mask_grid: TubeletGrid | None = None) -> ClipSet:
+    """Every view of every clip through ``transform`` (float B x 3 x T x H x W in [0, 1] -> the output video),
+    quantised to uint8 like a video file. The transform must be in inference mode.
+
+    With ``mask_grid``, the keep mask that travels with the clips is read off the published uint8 video (its
+    all-zero tubelets, :func:`~stprivacy.evaluation.instruments.keep_mask_from_video`), never taken from the
+    anonymizer's own decision: a deployed video is all an attacker has."""
     device = runtime.torch_device()
     n, v = len(clips), clips.views
     flat = clips.videos.flatten(0, 1)
     videos = torch.empty_like(flat, dtype=torch.uint8)
     masks = None
+    if mask_grid is not None:
+        masks = torch.empty((len(flat), mask_grid.slices, mask_grid.tokens_per_slice), dtype=torch.uint8)
     for start in tqdm(range(0, len(flat), batch_size), desc=desc, leave=False, disable=not runtime.progress):
         x = to_float(flat[start:start + batch_size]).to(device)
         with runtime.autocast(device):
-            out, keep = transform(x)
-        videos[start:start + len(x)] = to_uint8(out).cpu()
-        if keep is not None:
-            if masks is None:
-                masks = torch.empty((len(flat), *keep.shape[1:]), dtype=torch.uint8)
-            masks[start:start + len(x)] = keep.to(torch.uint8).cpu()
+            out = transform(x)
+        published = to_uint8(out).cpu()
+        videos[start:start + len(x)] = published
+        if masks is not None:
+            masks[start:start + len(x)] = keep_mask_from_video(published, mask_grid)
     return ClipSet(videos.reshape(clips.videos.shape), clips.actions, clips.attributes, clips.action_names,
-                   clips.attribute_names, keep_masks=None if masks is None else masks.reshape(n, v, *masks.shape[1:]),
-                   names=clips.names)
+                   clips.attribute_names, actor_masks=clips.actor_masks,
+                   keep_masks=None if masks is None else masks.reshape(n, v, *masks.shape[1:]), names=clips.names)
 
 
 def anonymize_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
                     batch_size: int = 64) -> ClipSet:
-    """Every clip through the inference-mode (top-k) anonymizer; its keep masks travel with the clips."""
+    """Every clip through the inference-mode (top-k) anonymizer, published as uint8 with the keep masks the
+    videos show."""
     model.to(runtime.torch_device()).eval()
-    return transform_clips(lambda x: model.anonymize(x, keep_ratio), clips, runtime, batch_size,
-                           desc=f"anonymize a={keep_ratio}")
+    return transform_clips(lambda x: model.anonymize(x, keep_ratio)[0], clips, runtime, batch_size,
+                           desc=f"anonymize a={keep_ratio}", mask_grid=model.grid)
 
 
 def apply_learned_baseline(transform: nn.Module, clips: ClipSet, runtime: RuntimeConfig, name: str,
                            batch_size: int = 64) -> ClipSet:
     """Every clip through a trained learned baseline (VITA, SPAct, BDQ) in inference mode."""
     transform.to(runtime.torch_device()).eval()
-    return transform_clips(lambda x: (transform(x), None), clips, runtime, batch_size, desc=name)
+    return transform_clips(transform, clips, runtime, batch_size, desc=name)
 
 
 @dataclass
@@ -96,7 +104,7 @@ class MethodResult:
 def _fit_cfg(cfg: ExperimentConfig, epochs: int) -> FitConfig:
     e = cfg.evaluate
     data = e.data or cfg.data
-    return FitConfig(epochs=epochs, batch_size=e.batch_size, lr=e.peak_lr(), weight_decay=e.weight_decay,
+    return FitConfig(epochs=epochs, batch_size=e.batch_size, lr=peak_lr(e), weight_decay=e.weight_decay,
                      warmup_epochs=e.warmup_epochs, hflip=data.hflip)
 
 

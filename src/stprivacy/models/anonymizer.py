@@ -3,7 +3,8 @@
 Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 3):
 
 * Selections happen before blocks ``selection_points`` (default 3, 6, 9 of 12). Blocks before the first selection
-  see every token by design: nothing can be dropped before anything has been scored.
+  see every token, so they can carry a dropped tubelet's content into kept ones; a first selection at 0 scores the
+  tubelet embeddings themselves (the synthetic presets, see ``docs/results/recipe_study.md``).
 * In training the sequence keeps its length and the hard Gumbel mask does the dropping (masked attention); the
   decoded video is multiplied by the final mask, so a training-mode output never shows a dropped tubelet either.
 * In inference, each slice keeps its ``int(N * a^m)`` best-scored tokens, which are really gathered, so the cost
@@ -29,6 +30,7 @@ from stprivacy.models.selection import (
     masked_mean,
     scatter_tokens,
     tokens_to_keep,
+    topk_keep,
     topk_per_slice,
 )
 from stprivacy.models.vit import VideoViT, init_vit_weights
@@ -83,29 +85,42 @@ class STPrivacy(nn.Module):
         return {"vit.pos_embed"}
 
     # ------------------------------------------------------------------ training-mode (masked) forward
-    def forward(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None = None) -> AnonymizerOutput:
-        """Training mode: Gumbel selection (or the given ``stage_masks``); eval mode: top-k at the config's ratio."""
+    def forward(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None = None,
+                keep_ratio: float | None = None) -> AnonymizerOutput:
+        """Training mode: the configured training selection at ``keep_ratio`` (default: the config's), or the given
+        ``stage_masks``; eval mode: top-k at that ratio."""
+        a = self.cfg.keep_ratio if keep_ratio is None else keep_ratio
         if not self.training and stage_masks is None:
-            return self._forward_topk(video, self.cfg.keep_ratio)
-        return self._forward_masked(video, stage_masks)
+            return self._forward_topk(video, a)
+        return self._forward_masked(video, stage_masks, a)
 
-    def _forward_masked(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None) -> AnonymizerOutput:
+    def _select(self, stage: int, x: torch.Tensor, keep: torch.Tensor, keep_ratio: float) -> torch.Tensor:
+        """One training-time selection stage (B x S keep mask, cumulative)."""
+        log_probs = self.scorers[stage](x, keep, self.grid.slices)
+        if self.cfg.selection == "topk":
+            k = tokens_to_keep(self.grid.tokens_per_slice, keep_ratio, stage + 1)
+            return topk_keep(log_probs, keep, self.grid.slices, k, self.cfg.gumbel_tau)
+        return gumbel_keep(log_probs, keep, self.cfg.gumbel_tau)
+
+    def _forward_masked(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None,
+                        keep_ratio: float | None = None) -> AnonymizerOutput:
+        keep_ratio = self.cfg.keep_ratio if keep_ratio is None else keep_ratio
         grid = self.grid
         x = self.vit.tokens(video)
         b, s, _ = x.shape
         if stage_masks is not None and len(stage_masks) != len(self.scorers):
             raise ValueError(f"expected {len(self.scorers)} stage masks, got {len(stage_masks)}")
+        segments = self.vit.segments(self.cfg.selection_points)
+        x = self.vit.run_blocks(x, None, *segments[0])  # before the first selection: every token
         keep = x.new_ones(b, s)
         decisions: list[torch.Tensor] = []
-        for i, block in enumerate(self.vit.blocks):
-            if i in self.cfg.selection_points:
-                stage = len(decisions)
-                if stage_masks is None:
-                    keep = gumbel_keep(self.scorers[stage](x, keep, grid.slices), keep)
-                else:
-                    keep = stage_masks[stage].reshape(b, s).to(x.dtype)
-                decisions.append(keep)
-            x = block(x, keep if decisions else None)
+        for stage, (start, stop) in enumerate(segments[1:]):
+            if stage_masks is None:
+                keep = self._select(stage, x, keep, keep_ratio)
+            else:
+                keep = stage_masks[stage].reshape(b, s).to(x.dtype)
+            decisions.append(keep)
+            x = self.vit.run_blocks(x, keep, start, stop)
         feats = self.vit.norm(x)
         pixels = self.to_pixels(feats) * keep.unsqueeze(-1)
         return AnonymizerOutput(
@@ -137,17 +152,17 @@ class STPrivacy(nn.Module):
         # (derived from x rather than expanded to (b, L, N), so that traced exports keep a dynamic batch axis)
         index = torch.zeros_like(x[..., 0], dtype=torch.long).reshape(b, grid.slices, n_all)
         index = index + torch.arange(n_all, device=x.device)
+        segments = self.vit.segments(self.cfg.selection_points)
+        x = self.vit.run_blocks(x, None, *segments[0])
         decisions: list[torch.Tensor] = []
-        for i, block in enumerate(self.vit.blocks):
-            if i in self.cfg.selection_points:
-                stage = len(decisions)
-                n = index.shape[-1]
-                log_probs = self.scorers[stage](x, x.new_ones(x.shape[:2]), grid.slices)
-                local = topk_per_slice(log_probs[..., 0].reshape(b, grid.slices, n), counts[stage])
-                x = gather_tokens(x.reshape(b, grid.slices, n, d), local).reshape(b, -1, d)
-                index = index.gather(2, local)
-                decisions.append(mask_from_index(index, n_all).to(x.dtype))
-            x = block(x)
+        for stage, (start, stop) in enumerate(segments[1:]):
+            n = index.shape[-1]
+            log_probs = self.scorers[stage](x, x.new_ones(x.shape[:2]), grid.slices)
+            local = topk_per_slice(log_probs[..., 0].reshape(b, grid.slices, n), counts[stage])
+            x = gather_tokens(x.reshape(b, grid.slices, n, d), local).reshape(b, -1, d)
+            index = index.gather(2, local)
+            decisions.append(mask_from_index(index, n_all).to(x.dtype))
+            x = self.vit.run_blocks(x, None, start, stop)  # dropped tokens are gone: no mask needed
         feats = self.vit.norm(x)
         pixels = self.to_pixels(feats).reshape(b, grid.slices, index.shape[-1], -1)
         pixels = scatter_tokens(pixels, index, n_all).reshape(b, grid.num_tokens, -1)

@@ -32,10 +32,19 @@ class ModelConfig:
     depth: int = 12
     num_heads: int = 6
     mlp_ratio: float = 4.0
-    #: Blocks before which tokens are selected (0-based). Blocks before the first one see every token.
+    #: Blocks before which tokens are selected (0-based). Blocks before the first one see every token, so they
+    #: can move the content of a tubelet that will be dropped into one that is kept; 0 = the first selection
+    #: scores the tubelet embeddings themselves, and every block sees only kept tubelets.
     selection_points: tuple[int, ...] = (3, 6, 9)
     #: Default per-stage keep ratio ``a`` (training target; inference can use another one).
     keep_ratio: float = 0.7
+    #: Training-time selection: "gumbel" (the paper: a hard straight-through Gumbel-softmax decision per token,
+    #: its ratio set by the keep-ratio loss) or "topk" (this project's option: the inference rule, the top
+    #: ``int(N a^m)`` per slice of the Gumbel-perturbed keep scores, with the straight-through gradient of the
+    #: keep probability; it trains the ranking that deployment uses, at any ``a``).
+    selection: str = "gumbel"
+    #: Temperature of the Gumbel-softmax (the paper: 1).
+    gumbel_tau: float = 1.0
     #: Local ImageNet ViT weights (timm / DeiT layout, .safetensors or .pth) inflated into the trunk when a model is
     #: built for training; None = from scratch. See :mod:`stprivacy.models.pretrained`.
     pretrained: str | None = None
@@ -49,11 +58,15 @@ class ModelConfig:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if list(self.selection_points) != sorted(set(self.selection_points)):
             raise ValueError(f"selection_points must be strictly increasing, got {self.selection_points}")
-        if self.selection_points and not (0 < self.selection_points[0] and self.selection_points[-1] < self.depth):
+        if self.selection_points and not (0 <= self.selection_points[0] and self.selection_points[-1] < self.depth):
             raise ValueError(
-                f"selection_points {self.selection_points} must lie strictly inside 0..{self.depth} "
-                "(at least one block before the first selection and one after the last)"
+                f"selection_points {self.selection_points} must lie in 0..{self.depth - 1} "
+                "(at least one block after the last selection)"
             )
+        if self.selection not in ("gumbel", "topk"):
+            raise ValueError(f"selection must be 'gumbel' or 'topk', got {self.selection!r}")
+        if self.gumbel_tau <= 0:
+            raise ValueError(f"gumbel_tau must be > 0, got {self.gumbel_tau}")
         validate_keep_ratio(self.keep_ratio)
         _ = self.grid  # constructing the grid validates divisibility
 

@@ -91,13 +91,9 @@ class VideoRecognizer(nn.Module):
                 x = x.gather(1, keep_idx.unsqueeze(-1).expand(-1, -1, d))
                 keep_mask = None
         if keep_mask is None:
-            for block in self.vit.blocks:
-                x = block(x)
-            return self.head(self.vit.norm(x).mean(dim=1))
+            return self.head(self.vit.norm(self.vit.run_blocks(x)).mean(dim=1))
         keep = keep_mask.reshape(b, s).to(x.dtype)
-        for block in self.vit.blocks:
-            x = block(x, keep)
-        return self.head(masked_mean(self.vit.norm(x), keep, dim=1).squeeze(1))
+        return self.head(masked_mean(self.vit.norm(self.vit.run_blocks(x, keep)), keep, dim=1).squeeze(1))
 
 
 class FrameAttacker(nn.Module):

@@ -59,6 +59,22 @@ def gumbel_keep(log_probs: torch.Tensor, previous: torch.Tensor, tau: float = 1.
     return F.gumbel_softmax(log_probs, tau=tau, hard=True)[..., 0] * previous
 
 
+def topk_keep(log_probs: torch.Tensor, previous: torch.Tensor, slices: int, k: int, tau: float = 1.0
+              ) -> torch.Tensor:
+    """Training-time top-k selection (B x S): in each slice the ``k`` tokens, among those still kept, with the
+    highest Gumbel-perturbed keep log-probability (the noise explores, as the Gumbel decision does).
+
+    The forward value is exactly the hard mask; the gradient is that of the keep probability (straight-through),
+    so the scorer learns the ranking that inference's top-k uses, at whatever ratio this batch trains."""
+    b, s = previous.shape
+    noise = -torch.empty_like(log_probs[..., 0]).exponential_().log()  # Gumbel(0, 1)
+    score = (log_probs[..., 0] + noise * tau).masked_fill(previous == 0, float("-inf"))
+    idx = score.reshape(b, slices, -1).topk(k, dim=-1).indices
+    hard = torch.zeros_like(score).reshape(b, slices, -1).scatter_(-1, idx, 1.0).reshape(b, s)
+    p = log_probs[..., 0].exp()
+    return (hard + p - p.detach()) * previous
+
+
 def tokens_to_keep(tokens_per_slice: int, keep_ratio: float, stage: int) -> int:
     """``k = int(N * a^m)`` for stage ``m`` (1-based); raises if no token would be left in a slice."""
     k = int(tokens_per_slice * keep_ratio**stage)

@@ -54,5 +54,18 @@ class VideoViT(nn.Module):
         self.grid.check_video(video)
         return self.embed(video) + self.pos_embed
 
+    def run_blocks(self, x: torch.Tensor, keep: torch.Tensor | None = None, start: int = 0,
+                   stop: int | None = None) -> torch.Tensor:
+        """Blocks ``start .. stop - 1`` over ``x`` (B x S x D), with masked attention when ``keep`` (B x S) is
+        given; the one block loop of every model."""
+        for block in self.blocks[start:stop]:
+            x = block(x, keep)
+        return x
+
+    def segments(self, points: tuple[int, ...]) -> list[tuple[int, int]]:
+        """The block ranges between selection ``points``: before the first, then one range per selection."""
+        bounds = [0, *points, len(self.blocks)]
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed"}

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from stprivacy.config import BaselinesConfig, ExperimentConfig
+from stprivacy.config import BaselinesConfig, ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.errors import ConfigError
 from stprivacy.losses import action_loss, binary_entropy, nt_xent, privacy_loss
@@ -143,8 +143,8 @@ def train_learned_baseline(name: str, train: ClipSet, cfg: ExperimentConfig, run
         distributed.broadcast_module(m)
     utility = nn.ModuleDict({"transform": transform, "action": action})
     steps = _steps(train, bc)
-    opts = {"utility": make_optimizer(utility, bc.peak_lr(), bc.weight_decay),
-            "adversary": make_optimizer(objective.adversary, bc.peak_lr(), bc.weight_decay)}
+    opts = {"utility": make_optimizer(utility, peak_lr(bc), bc.weight_decay),
+            "adversary": make_optimizer(objective.adversary, peak_lr(bc), bc.weight_decay)}
     scheds = {k: warmup_cosine(o, bc.epochs * steps, int(bc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 11)
     modules = {"transform": transform, "action": action, "adversary": objective.adversary}
@@ -228,7 +228,7 @@ def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: Experime
     bc, runtime = cfg.baselines, cfg.runtime
     device = runtime.torch_device()
     epochs, steps = bc.spact.pretrain_epochs, _steps(train, bc)
-    opts = {"transform": make_optimizer(transform, bc.peak_lr(), bc.weight_decay)}
+    opts = {"transform": make_optimizer(transform, peak_lr(bc), bc.weight_decay)}
     scheds = {"transform": warmup_cosine(opts["transform"], epochs * steps, int(bc.warmup_epochs * steps))}
     gen = torch.Generator().manual_seed(cfg.seed + 13)
 

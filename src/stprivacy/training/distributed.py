@@ -251,27 +251,6 @@ def backward_again(parts: list, loss_fn, group: Dist | None = None) -> dict[str,
     return reduce_sums(_to_floats(sums), group or _current)
 
 
-def backward_split(batch: dict[str, torch.Tensor], loss_fn, first: list[nn.Module], second: list[nn.Module],
-                   device: torch.device, accumulate: int = 1, group: Dist | None = None
-                   ) -> tuple[dict[str, float], dict[str, float]]:
-    """Both steps of an alternating update from one forward pass per micro-batch.
-
-    ``loss_fn(micro_batch)`` returns two loss dicts; the first ``"total"`` sends gradients to the parameters of
-    ``first`` only, the second to those of ``second`` only. Phase 2 uses it: the anonymizer's objective and the
-    recognizers' own losses are functions of the same recognizer outputs (the recognizers' weights do not change
-    until both gradients exist), so the recognizers' forward pass is not repeated on the detached video. Returns
-    both loss dicts of the global batch, reduced over ranks; gradients are accumulated, not synchronised."""
-    group = group or _current
-    params = [[p for m in modules for p in m.parameters() if p.requires_grad] for modules in (first, second)]
-    sums: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] = ({}, {})
-    for part, weight in micro_batches(batch, group, accumulate):
-        losses = loss_fn({k: _on(device, k, v) for k, v in part.items()})
-        _accumulate(losses[0], weight, sums[0], inputs=params[0], retain_graph=True)
-        _accumulate(losses[1], weight, sums[1], inputs=params[1])
-    merged = reduce_sums(_to_floats({f"{i}.{k}": v for i in (0, 1) for k, v in sums[i].items()}), group)
-    return tuple({k.split(".", 1)[1]: v for k, v in merged.items() if k.startswith(f"{i}.")} for i in (0, 1))
-
-
 def _accumulate(losses: dict[str, torch.Tensor], weight: float, sums: dict[str, torch.Tensor],
                 inputs: list[torch.Tensor] | None = None, retain_graph: bool = False) -> None:
     (losses["total"] * weight).backward(inputs=inputs, retain_graph=retain_graph)

@@ -1,4 +1,5 @@
-"""AdamW with the usual no-decay groups, the paper's learning-rate rule and a warm-up + cosine schedule."""
+"""AdamW with the usual no-decay groups and layer-wise rates, and a warm-up + cosine schedule (the paper's
+learning-rate rule is :func:`stprivacy.config.peak_lr`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,6 @@ import math
 
 import torch
 from torch import nn
-
-
-def scaled_lr(base_lr: float, batch_size: int) -> float:
-    """The paper's rule: ``lr = base_lr * batch / 512`` (base 1e-3)."""
-    return base_lr * batch_size / 512
 
 
 def trunk_layer(name: str, depth: int) -> int | None:

@@ -4,16 +4,28 @@
 
 The reconstruction term is this project's option (0 in the paper's presets): the paper trains the pixel head only in
 phase 2; starting it near the identity lets short CPU runs reach a useful anonymizer.
+
+``phase1_critic`` (this project's option, 0 in the paper's presets) adds ``w * CE(A(f(x)))``: an action recognizer
+A, trained jointly, reads the anonymizer's *output pixels* with the keep mask, as phase 3's recognizers will. The
+head alone reads features that the blocks before the first selection have mixed from every tubelet, so it needs
+no actor tubelet to be kept; the critic rewards the selection whose kept pixels carry the action.
+
+After every epoch, with a validation split: the head's top-1 under top-k at the training ratio and, on synthetic
+data, the actor coverage at every evaluated keep ratio (``evaluation/instruments.py``), logged to ``log.jsonl``.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
-from stprivacy.config import ExperimentConfig
+from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
-from stprivacy.models import STPrivacy
+from stprivacy.evaluation.instruments import actor_coverage, probe_head
+from stprivacy.models import STPrivacy, VideoRecognizer
+from stprivacy.models.pretrained import with_pretrained
 from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
@@ -22,37 +34,87 @@ from stprivacy.training.run_dir import RunDir
 
 
 def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int], batch: dict,
-                recon_weight: float) -> dict[str, torch.Tensor]:
+                recon_weight: float, critic: nn.Module | None = None, critic_weight: float = 0.0,
+                keep_ratio: float | None = None) -> dict[str, torch.Tensor]:
     """The phase-1 losses of one batch; ``model`` is the anonymizer (or its compiled forward)."""
-    out = model(batch["video"])
+    out = model(batch["video"], keep_ratio=keep_ratio)
     losses = {
         "spars": keep_ratio_loss(out.decisions, stage_ratios),
         "ce": action_loss(out.action_logits.float(), batch["action"]),
     }
     if recon_weight:
         losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
+    if critic is not None and critic_weight:
+        # the critic and the anonymizer minimise the same CE: one backward trains both
+        losses["critic"] = critic_weight * action_loss(critic(out.video, out.keep_mask).float(), batch["action"])
     losses["total"] = sum(losses.values())
     return losses
 
 
-def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir) -> STPrivacy:
+def sample_keep_ratio(tc, default: float, gen: torch.Generator) -> float:
+    """The keep ratio of one training batch: ``train.keep_ratio_range`` sampled uniformly, else the model's."""
+    if not tc.keep_ratio_range:
+        return default
+    lo, hi = tc.keep_ratio_range
+    return float(lo + (hi - lo) * torch.rand((), generator=gen))
+
+
+def validation_readings(model: STPrivacy, val: ClipSet | None, cfg: ExperimentConfig) -> dict[str, float]:
+    """The phase-1 instruments on validation: head top-1 under top-k at the training ratio, actor coverage."""
+    if val is None:
+        return {}
+    runtime = cfg.runtime
+    out = {"val_head_top1": probe_head(model, val, cfg.model.keep_ratio, runtime)}
+    out.update(coverage_readings(model, val, cfg))
+    return out
+
+
+def coverage_readings(model: STPrivacy, val: ClipSet, cfg: ExperimentConfig) -> dict[str, float]:
+    """``val_coverage_a<ratio>`` at every evaluated keep ratio (synthetic data only: it needs actor masks)."""
+    if val.actor_masks is None:
+        return {}
+    out = {}
+    for a in sorted({cfg.model.keep_ratio, *cfg.evaluate.keep_ratios}, reverse=True):
+        if a < 1.0:
+            out[f"val_coverage_a{a:g}"] = actor_coverage(model, val, a, cfg.runtime).coverage
+    return out
+
+
+def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir,
+                 val: ClipSet | None = None) -> STPrivacy:
     """Train (or resume) phase 1; returns the model, its checkpoint saved as ``checkpoints/phase1``."""
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
     model.to(device).train()
-    distributed.broadcast_module(model)
+    modules: dict[str, nn.Module] = {"anonymizer": model}
+    if tc.phase1_critic:
+        modules["critic"] = with_pretrained(VideoRecognizer(cfg.recognizer, len(train.action_names))).to(device)
+    for m in modules.values():
+        m.train()
+        distributed.broadcast_module(m)
     steps = max(1, -(-len(train) // tc.batch_size))
-    opts = {"anonymizer": make_optimizer(model, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
-    scheds = {"anonymizer": warmup_cosine(opts["anonymizer"], tc.phase1_epochs * steps, int(tc.warmup_epochs * steps))}
+    opts = {name: make_optimizer(m, peak_lr(tc), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)
+            for name, m in modules.items()}
+    scheds = {k: warmup_cosine(o, tc.phase1_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed)
     forward = runtime.compiled(model)  # once per phase: compiling is slow
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
+        sums = _phase1_epoch(model, forward, modules.get("critic"), train, cfg, opts, scheds, gen, epoch, steps)
+        return {**sums, **report_readings(validation_readings(model, val, cfg), f"phase 1 epoch {epoch + 1}")}
+
     run_epochs(phase=1, epochs=tc.phase1_epochs, run=run, stem=run.checkpoint("phase1"),
-               modules={"anonymizer": model}, optimizers=opts, schedulers=scheds, generator=gen, tc=tc,
-               epoch_fn=lambda epoch: _phase1_epoch(model, forward, train, cfg, opts["anonymizer"],
-                                                    scheds["anonymizer"], gen, epoch, steps),
+               modules=modules, optimizers=opts, schedulers=scheds, generator=gen, tc=tc, epoch_fn=epoch_fn,
                before_epoch=lambda epoch: freeze_backbone(model, epoch < tc.freeze_backbone_epochs))
     freeze_backbone(model, False)
     return model
+
+
+def report_readings(readings: dict[str, float], where: str) -> dict[str, float]:
+    """Print the validation instruments under the progress bars (rank 0) and return them for the log."""
+    if readings and distributed.current().is_main:
+        tqdm.write(f"{where} validation: " + ", ".join(f"{k[4:]} {v:.3g}" for k, v in readings.items()))
+    return readings
 
 
 def freeze_backbone(model: STPrivacy, frozen: bool) -> None:
@@ -60,7 +122,7 @@ def freeze_backbone(model: STPrivacy, frozen: bool) -> None:
     model.vit.requires_grad_(not frozen)
 
 
-def _phase1_epoch(model, forward, train, cfg, opt, sched, gen, epoch, steps) -> dict[str, float]:
+def _phase1_epoch(model, forward, critic, train, cfg, opts, scheds, gen, epoch, steps) -> dict[str, float]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
     sums: dict[str, float] = {}
@@ -70,15 +132,21 @@ def _phase1_epoch(model, forward, train, cfg, opt, sched, gen, epoch, steps) -> 
             if not distributed.usable(batch):
                 continue
 
+            a = sample_keep_ratio(tc, cfg.model.keep_ratio, gen)
+
             def loss_fn(part):
                 with runtime.autocast(device):
-                    return phase1_step(forward, model.stage_ratios(), model.grid.tubelet, part,
-                                       tc.phase1_reconstruction), None
+                    return phase1_step(forward, model.stage_ratios(a), model.grid.tubelet, part,
+                                       tc.phase1_reconstruction, critic, tc.phase1_critic, a), None
 
-            opt.zero_grad(set_to_none=True)
+            for opt in opts.values():
+                opt.zero_grad(set_to_none=True)
             losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
-            distributed.apply_update(opt, [model], losses)
-            sched.step()
+            distributed.apply_update(opts["anonymizer"], [model], losses)
+            if critic is not None:
+                distributed.apply_update(opts["critic"], [critic], {})
+            for sched in scheds.values():
+                sched.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v / steps
             bar.set_postfix(ce=f"{losses['ce']:.3f}", spars=f"{losses['spars']:.4f}")

@@ -1,33 +1,44 @@
-"""Phase 2, adversarial training of the anonymizer against auxiliary recognizers.
+"""Phase 2, adversarial training of the anonymizer ``f`` against auxiliary recognizers A (action) and P (privacy).
 
-Each batch alternates two steps (written out once, here):
+Each batch takes two alternating steps, both written out in :func:`train_step`:
 
-1. anonymizer step, recognizers frozen::
+1. **anonymizer step**, recognizers frozen (their parameters do not require gradients during it)::
 
-       L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)
+       L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)        (the paper, "neg_bce")
+       L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
 
-   ``f(x)`` is the training-mode output (Gumbel masks) and its keep mask travels with it into A and P (masked
-   attention, masked mean pooling), so gradients reach the token scorers through both.
-2. recognizer step, anonymizer output detached: A minimises its CE, P (every member of the privacy ensemble)
-   its BCE.
+   ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
+   masked mean pooling), so gradients reach the token scorers through both.
+2. **recognizer step(s)**, on ``f(x).detach()``: A minimises its CE, every member of the privacy ensemble its
+   BCE; ``adversary_steps`` times per anonymizer step.
 
-Both steps' gradients come from one forward pass (:func:`stprivacy.training.distributed.backward_split`): the
-recognizers' weights do not change between the two steps and the second one sees the first one's output, so their
-outputs are the same numbers twice; each loss sends its gradient only to its own side. Phase 2 ran 1.4x faster
-for it on the demo's CPU; the update is the same (tested).
-
-Options (off by default, as in the paper): an ensemble of privacy recognizers where the anonymizer fights the
-strongest one per batch (smallest BCE), and re-initialising the privacy recognizers every few epochs.
+The paper's negative BCE is maximised by making P *confidently wrong*, which a fresh attacker simply reads back
+(it learns the flipped labels). The confusion target asks for P's predictions to carry no information (p = 1/2).
+Every other option here is off in the paper's presets; the synthetic presets use what the study in
+``docs/results/recipe_study.md`` kept. Options: the privacy objective, adversary steps and warm-up on the phase-1
+output, privacy ensembles and restarts, phase 1's head CE kept, an anonymizer learning-rate scale, the published
+output's clamp-and-quantise in training, an identity anchor, a range of keep ratios.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import torch
 from torch import nn
 
-from stprivacy.config import ExperimentConfig
+from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
-from stprivacy.losses import action_loss, anonymizer_objective, keep_ratio_loss, privacy_loss
+from stprivacy.evaluation.instruments import probe_adversaries
+from stprivacy.losses import (
+    action_loss,
+    confusion_loss,
+    keep_ratio_loss,
+    masked_reconstruction_loss,
+    privacy_loss,
+    publish,
+)
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import AttackerEnsemble
@@ -35,6 +46,7 @@ from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.optim import make_optimizer, warmup_cosine
+from stprivacy.training.phase1 import coverage_readings, report_readings, sample_keep_ratio
 from stprivacy.training.run_dir import RunDir
 
 
@@ -48,25 +60,135 @@ class Adversaries(nn.Module):
                                         cfg.frame_attacker, num_attributes)
 
 
-def anonymizer_step(f, stage_ratios: list[float], adv: Adversaries, batch: dict, lambda_a: float, lambda_p: float):
-    """The anonymizer's losses on one batch; ``f`` is the anonymizer (or its compiled forward).
-    Returns the anonymized output, the anonymizer's losses and the recognizers' own losses (:func:`recognizer_losses`)
-    on that output, all from one forward pass of each recognizer."""
-    out = f(batch["video"])
-    spars = keep_ratio_loss(out.decisions, stage_ratios)
-    ce = action_loss(adv.action(out.video, out.keep_mask).float(), batch["action"])
-    bces = torch.stack([privacy_loss(p(out.video, out.keep_mask).float(), batch["attributes"]) for p in adv.privacy])
-    bce = bces.min()  # the strongest privacy recognizer
-    total = anonymizer_objective(spars, ce, bce, lambda_a, lambda_p)
-    return out, {"spars": spars, "ce_A": ce, "bce_P": bce, "total": total}, recognizer_losses(ce, bces)
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """No parameter of ``module`` collects a gradient inside the block; gradients still flow *through* it."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
 
 
-def recognizer_losses(ce: torch.Tensor, bces: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The recognizers' step: A minimises its CE, every member of the privacy ensemble its BCE."""
+def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios):
+    """Step 1's losses on one batch (call inside :func:`frozen`), and the detached output for step 2."""
+    tc = cfg.train
+    out = f(batch["video"], keep_ratio=keep_ratio)
+    video = publish(out.video) if tc.bounded_output else out.video
+    losses = {"spars": keep_ratio_loss(out.decisions, stage_ratios),
+              "ce_A": action_loss(adv.action(video, out.keep_mask).float(), batch["action"])}
+    logits = [p(video, out.keep_mask).float() for p in adv.privacy]
+    bces = torch.stack([privacy_loss(z, batch["attributes"]) for z in logits])
+    losses["bce_P"] = bces.min()  # the strongest privacy recognizer's BCE, for the log and the guard
+    if tc.privacy_objective == "confusion":
+        # the member whose predictions still carry the most information (the largest confusion loss)
+        privacy_term = torch.stack([confusion_loss(z) for z in logits]).max()
+    else:
+        privacy_term = -losses["bce_P"]
+    losses["privacy"] = privacy_term
+    total = losses["spars"] + tc.lambda_a * losses["ce_A"] + tc.lambda_p * privacy_term
+    if tc.phase2_head_ce:
+        losses["ce_head"] = action_loss(out.action_logits.float(), batch["action"])
+        total = total + tc.phase2_head_ce * losses["ce_head"]
+    if tc.phase2_reconstruction:
+        losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, f_tubelet(f))
+        total = total + tc.phase2_reconstruction * losses["recon"]
+    losses["total"] = total
+    return losses, (video.detach(), out.keep_mask.detach())
+
+
+def f_tubelet(f) -> tuple[int, int, int]:
+    return getattr(f, "_orig_mod", f).grid.tubelet  # compiled modules keep the original one
+
+
+def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tensor, torch.Tensor]):
+    """Step 2's losses on the detached output: A's CE, the sum of every privacy member's BCE."""
+    video, keep = published
+    ce = action_loss(adv.action(video, keep).float(), batch["action"])
+    bces = torch.stack([privacy_loss(p(video, keep).float(), batch["attributes"]) for p in adv.privacy])
     return {"rec_ce_A": ce, "rec_bce_P": bces.mean(), "total": ce + bces.sum()}
 
 
-def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir) -> tuple[STPrivacy, Adversaries]:
+def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: ExperimentConfig, opts: dict,
+               keep_ratio: float) -> dict[str, float]:
+    """One phase-2 update: the anonymizer step, then ``adversary_steps`` recognizer steps on its detached output."""
+    tc, runtime = cfg.train, cfg.runtime
+    device = runtime.torch_device()
+    stage_ratios = f.stage_ratios(keep_ratio)
+
+    def step1(part):
+        with runtime.autocast(device), frozen(adv):
+            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios)
+
+    for opt in opts.values():
+        opt.zero_grad(set_to_none=True)
+    f_losses, parts = distributed.backward_parts(batch, step1, device, runtime.accumulate)
+    distributed.apply_update(opts["anonymizer"], [f], f_losses, {"bce_P": tc.max_privacy_bce})
+
+    def step2(part, published):
+        with runtime.autocast(device):
+            return recognizer_losses(adv, part, published)
+
+    for _ in range(tc.adversary_steps):
+        opts["adversaries"].zero_grad(set_to_none=True)
+        rec_losses = distributed.backward_again(parts, step2)
+        distributed.apply_update(opts["adversaries"], [adv], rec_losses)
+    return {**f_losses, **rec_losses}
+
+
+def warm_up_adversaries(f: STPrivacy, adv: Adversaries, train: ClipSet, cfg: ExperimentConfig, opt, gen) -> None:
+    """``adversary_warmup_epochs`` of recognizer steps on the frozen phase-1 anonymizer's output, so that the
+    min-max starts against adversaries that already read what the output leaks."""
+    tc, runtime = cfg.train, cfg.runtime
+    device = runtime.torch_device()
+    epochs = tc.adversary_warmup_epochs
+    if epochs <= 0:
+        return
+    steps = max(1, math.ceil(epochs * len(train) / tc.batch_size))
+    done = 0
+    while done < steps:
+        with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
+                           desc="phase 2 adversary warm-up", progress=runtime.progress) as bar:
+            for batch in bar:
+                if done >= steps:
+                    break
+                if not distributed.usable(batch):
+                    continue
+
+                def loss_fn(part):
+                    with runtime.autocast(device), torch.no_grad():
+                        out = f(part["video"])
+                    video = publish(out.video) if tc.bounded_output else out.video
+                    with runtime.autocast(device):
+                        return recognizer_losses(adv, part, (video, out.keep_mask)), None
+
+                opt.zero_grad(set_to_none=True)
+                losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
+                distributed.apply_update(opt, [adv], losses)
+                bar.set_postfix(ce_A=f"{losses['rec_ce_A']:.3f}", bce_P=f"{losses['rec_bce_P']:.3f}")
+                done += 1
+
+
+def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg: ExperimentConfig
+                        ) -> dict[str, float]:
+    """The phase-2 instruments on validation: A's top-1 and the worst privacy member's cMAP on the published
+    output (inference mode, uint8, masks from the video), and the actor coverage."""
+    if val is None:
+        return {}
+    from stprivacy.evaluation.phase3 import anonymize_clips
+
+    was_training = f.training
+    published = anonymize_clips(f, val, cfg.model.keep_ratio, cfg.runtime)
+    top1, worst = probe_adversaries(adv.action, list(adv.privacy), published, cfg.runtime)
+    out = {"val_A_top1": top1, "val_P_cmap": worst, **coverage_readings(f, val, cfg)}
+    f.train(was_training)
+    return out
+
+
+def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir, val: ClipSet | None = None
+                 ) -> tuple[STPrivacy, Adversaries]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
     adv = Adversaries(cfg, len(train.action_names), len(train.attribute_names)).to(device)
@@ -75,57 +197,40 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     distributed.broadcast_module(f)
     distributed.broadcast_module(adv)
     steps = max(1, -(-len(train) // tc.batch_size))
-    opts = {"anonymizer": make_optimizer(f, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay),
-            "adversaries": make_optimizer(adv, tc.peak_lr(), tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
+    lr = peak_lr(tc)
+    opts = {"anonymizer": make_optimizer(f, lr * tc.anonymizer_lr_scale, tc.weight_decay, tc.backbone_lr_scale,
+                                         tc.layer_decay),
+            "adversaries": make_optimizer(adv, lr, tc.weight_decay, tc.backbone_lr_scale, tc.layer_decay)}
     scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     forward = runtime.compiled(f)  # once per phase: compiling is slow
+    stem = run.checkpoint("phase2")
 
-    def restart_privacy(epoch: int) -> None:
+    def before_epoch(epoch: int) -> None:
+        if epoch == 0:  # a fresh phase 2 (a resumed one has its warmed-up adversaries in the checkpoint)
+            warm_up_adversaries(f, adv, train, cfg, opts["adversaries"], gen)
         if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
             adv.privacy.restart()
             run.log("privacy_restart", phase=2, epoch=epoch + 1)
 
-    run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=run.checkpoint("phase2"),
-               modules={"anonymizer": f, "adversaries": adv}, optimizers=opts, schedulers=scheds, generator=gen,
-               tc=tc, epoch_fn=lambda epoch: _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch,
-                                                               steps),
-               before_epoch=restart_privacy)
-    return f, adv
-
-
-def _phase2_epoch(f, forward, adv, train, cfg, opts, scheds, gen, epoch, steps) -> dict[str, float]:
-    tc, runtime = cfg.train, cfg.runtime
-    device = runtime.torch_device()
-    limits = {"bce_P": tc.max_privacy_bce}
-    sums: dict[str, float] = {}
-    with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
-                       desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress) as bar:
-        for batch in bar:
-            if not distributed.usable(batch):
-                continue
-
-            def both_losses(part):
-                with runtime.autocast(device):
-                    _, f_losses, rec_losses = anonymizer_step(forward, f.stage_ratios(), adv, part, tc.lambda_a,
-                                                              tc.lambda_p)
-                return f_losses, rec_losses
-
-            for opt in opts.values():
-                opt.zero_grad(set_to_none=True)
-            # The two alternating updates of the paper from one forward pass: the anonymizer's objective reaches
-            # the anonymizer's parameters only (the recognizers are fixed for it), the recognizers' own losses reach
-            # theirs only (the anonymized video is fixed for them), before either takes its step.
-            f_losses, rec_losses = distributed.backward_split(batch, both_losses, [f], [adv], device,
-                                                              runtime.accumulate)
-            distributed.apply_update(opts["anonymizer"], [f], f_losses, limits)
-            distributed.apply_update(opts["adversaries"], [adv], rec_losses)
-            for s in scheds.values():
-                s.step()
-            # The recognizers' own losses equal ce_A and bce_P of the anonymizer step (same weights, same values),
-            # so only the anonymizer step is logged.
-            for k, v in f_losses.items():
-                sums[k] = sums.get(k, 0.0) + v / steps
-            bar.set_postfix(ce_A=f"{f_losses['ce_A']:.3f}", bce_P=f"{f_losses['bce_P']:.3f}")
+    def epoch_fn(epoch: int) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
+                           desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress) as bar:
+            for batch in bar:
+                if not distributed.usable(batch):
+                    continue
+                losses = train_step(f, forward, adv, batch, cfg, opts, sample_keep_ratio(tc, cfg.model.keep_ratio,
+                                                                                         gen))
+                for s in scheds.values():
+                    s.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v / steps
+                bar.set_postfix(ce_A=f"{losses['ce_A']:.3f}", bce_P=f"{losses['bce_P']:.3f}")
         distributed.broadcast_module(adv)  # BatchNorm statistics of the frame CNNs: rank 0's
-    return sums
+        return {**sums, **report_readings(validation_readings(f, adv, val, cfg), f"phase 2 epoch {epoch + 1}")}
+
+    run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=stem,
+               modules={"anonymizer": f, "adversaries": adv}, optimizers=opts, schedulers=scheds, generator=gen,
+               tc=tc, epoch_fn=epoch_fn, before_epoch=before_epoch)
+    return f, adv

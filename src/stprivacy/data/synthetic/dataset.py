@@ -28,6 +28,7 @@ def _render_range(args: tuple[SynthConfig, int, int, int, int]):
         np.array([c.action for c in clips]),
         np.stack([c.attributes for c in clips]),
         np.stack([c.person_mask for c in clips]),
+        np.stack([c.actor_mask for c in clips]),
     )
 
 
@@ -51,10 +52,10 @@ def render_split(cfg: SynthConfig, size: int, seed: int, split: str = "train", w
             parts.append(_render_range(job))
             bar.update(len(parts[-1][1]))
     bar.close()
-    frames, actions, attrs, masks = (np.concatenate(p) for p in zip(*parts, strict=True))
+    frames, actions, attrs, masks, actor = (np.concatenate(p) for p in zip(*parts, strict=True))
     videos = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).contiguous()  # N x 3 x T x H x W
     return ClipSet(videos, torch.from_numpy(actions), torch.from_numpy(attrs), ACTIONS, ATTRIBUTES,
-                   person_masks=torch.from_numpy(masks))
+                   person_masks=torch.from_numpy(masks), actor_masks=torch.from_numpy(actor))
 
 
 def write_split(clips: ClipSet, out_dir: Path, split: str, fps: float = 8.0) -> Path:

@@ -42,8 +42,12 @@ class RenderedClip:
     action: int
     #: Five {0, 1} attributes in the order of :data:`ATTRIBUTES`.
     attributes: np.ndarray
-    #: T x H x W uint8 person mask (255 = a person covers the pixel), for the blackening baseline.
+    #: T x H x W uint8 person mask (255 = a person covers the pixel), for the blackening baseline: the union of
+    #: the actor and the bystander.
     person_mask: np.ndarray
+    #: T x H x W uint8 mask of the actor alone (the figure whose motion is the action). The sparsifier should keep
+    #: it and may drop the bystander, whose only information is private (relationship).
+    actor_mask: np.ndarray
 
 
 def sample_labels(rng: np.random.Generator, cfg: SynthConfig) -> tuple[int, np.ndarray]:
@@ -79,9 +83,14 @@ def render_clip(seed: int | tuple[int, ...], cfg: SynthConfig, action: int | Non
     jitter = r_motion.uniform(-cfg.position_jitter, cfg.position_jitter, size=2) * cfg.size
     centre = np.array([cfg.size / 2, cfg.size / 2 + 0.04 * height]) + jitter
     pose = _action_pose(action, cfg, height, centre, r_motion)
+    canvas.start_actor()
     _draw_figure(canvas, pose, look, height, cfg)
     frames = canvas.finish(r_scene)
-    return RenderedClip(frames, action, attrs, (canvas.person * 255).round().astype(np.uint8))
+    return RenderedClip(frames, action, attrs, _to_mask(canvas.person), _to_mask(canvas.actor))
+
+
+def _to_mask(alpha: np.ndarray) -> np.ndarray:
+    return (alpha * 255).round().astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------- appearance
@@ -205,7 +214,13 @@ class _Canvas:
             bg = bg * (1 - alpha) + rng.uniform(0.2, 0.9, 3) * alpha
         self.rgb = np.repeat(bg[None], frames, axis=0)
         self.person = np.zeros((frames, size, size))
+        self.actor = np.zeros((frames, size, size))
+        self._drawing_actor = False
         self.noise = cfg.noise
+
+    def start_actor(self) -> None:
+        """Everything painted from now on belongs to the actor (painted last, so nothing covers it)."""
+        self._drawing_actor = True
 
     def capsule(self, a: np.ndarray, b: np.ndarray, radius: float, colour: np.ndarray, person: bool = True):
         """Paint segments a[t] -> b[t] (T x 2) of the given radius, anti-aliased, on every frame.
@@ -230,6 +245,8 @@ class _Canvas:
         self.rgb[:, ys, xs] = region + (colour - region) * alpha[..., None]
         if person:
             np.maximum(self.person[:, ys, xs], alpha, out=self.person[:, ys, xs])
+            if self._drawing_actor:
+                np.maximum(self.actor[:, ys, xs], alpha, out=self.actor[:, ys, xs])
 
     def disc(self, centre: np.ndarray, radius: float, colour: np.ndarray, person: bool = True):
         self.capsule(centre, centre, radius, colour, person)

@@ -83,7 +83,7 @@ def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _with_videos(clips: ClipSet, videos: torch.Tensor) -> ClipSet:
     return ClipSet(videos, clips.actions, clips.attributes, clips.action_names, clips.attribute_names,
-                   clips.person_masks, None, clips.names)
+                   person_masks=clips.person_masks, actor_masks=clips.actor_masks, names=clips.names)
 
 
 def _pixelation(k: int) -> Callable[[ClipSet], ClipSet]:

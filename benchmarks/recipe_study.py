@@ -1,0 +1,105 @@
+"""A queue of whole-recipe runs on the synthetic benchmark, judged on the validation split, one table row each.
+
+    python benchmarks/recipe_study.py --out docs/results/recipe_study.jsonl \
+        --recipe paper= --recipe critic=train.phase1_critic=1.0 --phases 12 --seeds 0 1 2
+
+A recipe is ``name=override;override;...`` over the base preset (default ``synth-quick``). For each recipe and
+seed: phases 1 (and 2) on the training split, the instruments of every epoch (head top-1 / auxiliary recognizers
+on validation, actor coverage), then, with ``--probe``, the phase-3 suite on validation: a fresh action ViT and
+fresh attackers trained on the anonymized training split, tested on the anonymized validation split. The test
+split is never rendered here. Each row (config overrides, seed, every reading, minutes) is appended to ``--out``
+as one JSON line, so a queue can be interrupted and its table read at any time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from stprivacy.config import load_experiment
+from stprivacy.data.build import split_validation
+from stprivacy.data.synthetic import synth_preset
+from stprivacy.data.synthetic.dataset import render_split
+from stprivacy.evaluation.instruments import actor_coverage
+from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
+from stprivacy.models import STPrivacy
+from stprivacy.runtime import seed_everything
+from stprivacy.training.phase1 import train_phase1
+from stprivacy.training.phase2 import train_phase2
+from stprivacy.training.run_dir import RunDir
+
+
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    name, _, rest = text.partition("=")
+    return name, [o for o in rest.split(";") if o]
+
+
+def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: bool, data: dict) -> dict:
+    cfg = load_experiment(base, [*overrides, f"seed={seed}", "runtime.progress=false"])
+    cfg.runtime.apply_threads()
+    train, val = data["train"], data["val"]
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunDir(Path(tmp) / "run")
+        run.create(cfg)
+        seed_everything(seed)
+        model = STPrivacy(cfg.model, num_classes=len(train.action_names))
+        train_phase1(model, train, cfg, run, val)
+        if "2" in phases:
+            train_phase2(model, train, cfg, run, val)
+        epochs = [e for e in run.read_log() if e["event"] == "epoch"]
+    row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
+    model.eval()
+    for a in cfg.evaluate.keep_ratios:
+        row[f"coverage_a{a:g}"] = actor_coverage(model, val, a, cfg.runtime).coverage
+    if probe:
+        cfg.evaluate.seeds = 1
+        for a in cfg.evaluate.keep_ratios:
+            r = evaluate_clips("stprivacy", a, anonymize_clips(model, train, a, cfg.runtime),
+                               anonymize_clips(model, val, a, cfg.runtime), cfg, seed)
+            row[f"val_action_a{a:g}"] = r.action_top1
+            row[f"val_cmap_a{a:g}"] = r.worst[1].cmap
+            row[f"val_ap_a{a:g}"] = {k: v.per_attribute_ap for k, v in r.attackers.items()}
+            row[f"val_cmap_by_attacker_a{a:g}"] = {k: v.cmap for k, v in r.attackers.items()}
+    row["minutes"] = (time.time() - started) / 60
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", default="synth-quick")
+    ap.add_argument("--recipe", action="append", required=True, help="name=override;override;...")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--phases", default="12", choices=["1", "12"])
+    ap.add_argument("--probe", action="store_true", help="the phase-3 suite on validation after training")
+    ap.add_argument("--set", action="append", default=[], help="an override for every recipe")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    base = load_experiment(args.base, args.set)
+    synth = synth_preset(base.data.synth_preset)
+    torch.set_num_threads(2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    data_by_seed: dict[int, dict] = {}
+    for seed in args.seeds:
+        if seed not in data_by_seed:  # the same clips for every recipe of one seed
+            train = render_split(synth, base.data.train_size, seed, "train", base.data.workers, progress=False)
+            train, val = split_validation(base.data, seed, train, progress=False)
+            data_by_seed[seed] = {"train": train, "val": val}
+        for text in args.recipe:
+            name, overrides = parse_recipe(text)
+            row = {"recipe": name, **run_recipe(args.base, [*args.set, *overrides], seed, args.phases, args.probe,
+                                                 data_by_seed[seed])}
+            with args.out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            last = row["epochs"][-1] if row["epochs"] else {}
+            shown = {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}
+            print(name, "seed", seed, shown, {k: v for k, v in last.items() if k.startswith("val_")}, flush=True)
+
+
+if __name__ == "__main__":
+    main()

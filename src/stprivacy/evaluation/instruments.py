@@ -1,0 +1,129 @@
+"""Instruments that show the two mechanisms at work, not only the end number.
+
+* **Actor coverage** (synthetic data, whose renderer knows where the actor is): the actor's share of the kept
+  tubelets divided by its share of all tubelets. 1.0 is what a random choice of tubelets gets; below 1 the
+  selector prefers background; :func:`oracle_coverage` is the best any selector can reach at that keep ratio.
+* **Published-video masks**: the keep mask an attacker can know is the one the video shows (its all-zero
+  tubelets), see :func:`keep_mask_from_video`.
+* **Validation probes**: the phase-1 head's top-1 under top-k, and phase 2's auxiliary recognizers on validation
+  outputs produced exactly as phase 3 sees them (inference mode, uint8), in :func:`probe_head` and
+  :func:`probe_adversaries`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.evaluation.metrics import cmap, top1_accuracy
+from stprivacy.layers.tubelets import TubeletGrid, video_to_tubelets
+from stprivacy.models.selection import tokens_to_keep
+from stprivacy.runtime import RuntimeConfig
+
+
+def keep_mask_from_video(video: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
+    """B x 3 x T x H x W (uint8 or float) -> B x L x N uint8 mask: 1 where the tubelet has a non-zero pixel.
+
+    This is all a deployed video tells an attacker: a kept tubelet that the anonymizer paints black is, to it,
+    a dropped one."""
+    nonzero = video_to_tubelets((video != 0).to(torch.uint8), grid.tubelet).amax(-1)
+    return nonzero.reshape(len(video), grid.slices, grid.tokens_per_slice)
+
+
+def tubelet_share(masks: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
+    """Masks (B x T x H x W, uint8 0-255 or float 0-1) -> B x L x N: the covered fraction of each tubelet."""
+    m = masks.float() / (255.0 if masks.dtype == torch.uint8 else 1.0)
+    t, ph, pw = grid.tubelet
+    b = len(m)
+    share = m.reshape(b, grid.slices, t, grid.grid_hw[0], ph, grid.grid_hw[1], pw).mean(dim=(2, 4, 6))
+    return share.reshape(b, grid.slices, grid.tokens_per_slice)
+
+
+def coverage(keep: torch.Tensor, share: torch.Tensor) -> float:
+    """Actor share of the kept tubelets / actor share of all tubelets (pooled over clips); 1.0 = random."""
+    keep = keep.float()
+    kept = (share * keep).sum() / keep.sum().clamp_min(1.0)
+    overall = share.mean()
+    return float(kept / overall) if overall > 0 else float("nan")
+
+
+def oracle_coverage(share: torch.Tensor, keep_ratio: float, stages: int) -> float:
+    """Coverage of the selector that keeps, in every slice, the tubelets most covered by the actor."""
+    n = share.shape[-1]
+    k = tokens_to_keep(n, keep_ratio, stages)
+    top = share.topk(k, dim=-1).indices
+    keep = torch.zeros_like(share).scatter_(-1, top, 1.0)
+    return coverage(keep, share)
+
+
+@dataclass
+class CoverageReading:
+    keep_ratio: float
+    coverage: float
+    oracle: float
+    #: Share of the kept tubelets covered by the bystander (a second person): privacy wants it near 0.
+    bystander_kept: float
+
+
+@torch.inference_mode()
+def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
+                   batch_size: int = 64) -> CoverageReading:
+    """What the inference-mode selector of ``model`` keeps on ``clips`` (which must carry actor masks)."""
+    if clips.actor_masks is None:
+        raise ValueError("actor coverage needs clips with actor masks (the synthetic renderer gives them)")
+    device = runtime.torch_device()
+    was_training = model.training
+    model.eval()
+    keeps, actor, other = [], [], []
+    for start in range(0, len(clips), batch_size):
+        sl = slice(start, start + batch_size)
+        x = to_float(clips.videos[sl, 0]).to(device)
+        _, keep = model.anonymize(x, keep_ratio)
+        keeps.append(keep.cpu())
+        actor.append(tubelet_share(clips.actor_masks[sl, 0], model.grid))
+        if clips.person_masks is not None:
+            person = tubelet_share(clips.person_masks[sl, 0], model.grid)
+            other.append((person - actor[-1]).clamp_min(0))
+    model.train(was_training)
+    keep, share = torch.cat(keeps), torch.cat(actor)
+    bystander = torch.cat(other) if other else torch.zeros_like(share)
+    kept_other = float((bystander * keep).sum() / keep.sum().clamp_min(1.0))
+    return CoverageReading(keep_ratio, coverage(keep, share),
+                           oracle_coverage(share, keep_ratio, len(model.scorers)), kept_other)
+
+
+@torch.inference_mode()
+def probe_head(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig, batch_size: int = 64) -> float:
+    """Top-1 (%) of the phase-1 action head on ``clips`` under top-k selection at ``keep_ratio``."""
+    device = runtime.torch_device()
+    was_training = model.training
+    model.eval()
+    scores = []
+    for start in range(0, len(clips), batch_size):
+        x = to_float(clips.videos[start:start + batch_size, 0]).to(device)
+        with runtime.autocast(device):
+            scores.append(model._forward_topk(x, keep_ratio).action_logits.float().cpu())
+    model.train(was_training)
+    return top1_accuracy(torch.cat(scores).numpy(), clips.actions.numpy())
+
+
+@torch.inference_mode()
+def probe_adversaries(action: nn.Module, privacy: list[nn.Module], published: ClipSet, runtime: RuntimeConfig,
+                      batch_size: int = 64) -> tuple[float, float]:
+    """Top-1 (%) of the auxiliary action recognizer and the worst-case cMAP (%) of the privacy recognizers on
+    ``published`` clips (uint8 anonymized outputs with the masks the video shows)."""
+    from stprivacy.training.supervised import predict
+
+    states = [m.training for m in (action, *privacy)]
+    use_mask = published.keep_masks is not None
+    top1 = top1_accuracy(predict(action, published, "action", runtime, batch_size=batch_size, use_mask=use_mask),
+                         published.actions.numpy())
+    labels = published.attributes.numpy()
+    worst = max(cmap(predict(p, published, "privacy", runtime, batch_size=batch_size, use_mask=use_mask), labels)
+                for p in privacy)
+    for m, state in zip((action, *privacy), states, strict=True):
+        m.train(state)
+    return top1, worst
