@@ -14,6 +14,7 @@ as one JSON line, so a queue can be interrupted and its table read at any time.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 import time
@@ -39,7 +40,13 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
     return name, [o for o in rest.split(";") if o]
 
 
-def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: bool, data: dict) -> dict:
+#: Overrides that change phase 1; recipes that agree on them share one phase-1 run per seed.
+PHASE1_KEYS = ("model.", "train.phase1", "train.keep_ratio_range", "train.lr", "train.batch_size", "data.")
+_phase1_cache: dict[tuple, dict] = {}
+
+
+def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: bool, data: dict,
+               probe_ratios: list[float] | None = None) -> dict:
     cfg = load_experiment(base, [*overrides, f"seed={seed}", "runtime.progress=false"])
     cfg.runtime.apply_threads()
     train, val = data["train"], data["val"]
@@ -49,17 +56,25 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
         run.create(cfg)
         seed_everything(seed)
         model = STPrivacy(cfg.model, num_classes=len(train.action_names))
-        train_phase1(model, train, cfg, run, val)
+        key = (seed, *sorted(o for o in overrides if o.startswith(PHASE1_KEYS)))
+        if key in _phase1_cache:
+            model.load_state_dict(_phase1_cache[key])
+        else:
+            train_phase1(model, train, cfg, run, val)
+            _phase1_cache[key] = copy.deepcopy(model.state_dict())
         if "2" in phases:
             train_phase2(model, train, cfg, run, val)
         epochs = [e for e in run.read_log() if e["event"] == "epoch"]
     row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
     model.eval()
     for a in cfg.evaluate.keep_ratios:
-        row[f"coverage_a{a:g}"] = actor_coverage(model, val, a, cfg.runtime).coverage
+        reading = actor_coverage(model, val, a, cfg.runtime)
+        row[f"coverage_a{a:g}"] = reading.coverage
+        row[f"oracle_a{a:g}"] = reading.oracle
+        row[f"bystander_kept_a{a:g}"] = reading.bystander_kept
     if probe:
         cfg.evaluate.seeds = 1
-        for a in cfg.evaluate.keep_ratios:
+        for a in probe_ratios or cfg.evaluate.keep_ratios:
             r = evaluate_clips("stprivacy", a, anonymize_clips(model, train, a, cfg.runtime),
                                anonymize_clips(model, val, a, cfg.runtime), cfg, seed)
             row[f"val_action_a{a:g}"] = r.action_top1
@@ -77,6 +92,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--phases", default="12", choices=["1", "12"])
     ap.add_argument("--probe", action="store_true", help="the phase-3 suite on validation after training")
+    ap.add_argument("--probe-ratios", type=float, nargs="+", help="keep ratios of the probe (default: the preset's)")
     ap.add_argument("--set", action="append", default=[], help="an override for every recipe")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -93,7 +109,7 @@ def main() -> None:
         for text in args.recipe:
             name, overrides = parse_recipe(text)
             row = {"recipe": name, **run_recipe(args.base, [*args.set, *overrides], seed, args.phases, args.probe,
-                                                 data_by_seed[seed])}
+                                                 data_by_seed[seed], args.probe_ratios)}
             with args.out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             last = row["epochs"][-1] if row["epochs"] else {}

@@ -12,6 +12,7 @@ from stprivacy.config import ExperimentConfig
 from stprivacy.data.build import build_datasets, split_validation
 from stprivacy.data.clips import ClipSet
 from stprivacy.errors import CheckpointError, ConfigError
+from stprivacy.evaluation.instruments import actor_coverage
 from stprivacy.evaluation.metrics import chance_cmap
 from stprivacy.evaluation.phase3 import MethodResult, anonymize_clips, evaluate_clips
 from stprivacy.evaluation.report import build_report, result_from_json, result_to_json, write_report
@@ -176,6 +177,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 continue
             clips = clips or make_clips()
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
+            if name == "stprivacy" and test_clips.actor_masks is not None:
+                r.coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
             if group.is_main:
                 path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,

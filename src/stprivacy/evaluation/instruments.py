@@ -70,8 +70,12 @@ class CoverageReading:
 
 @torch.inference_mode()
 def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
-                   batch_size: int = 64) -> CoverageReading:
-    """What the inference-mode selector of ``model`` keeps on ``clips`` (which must carry actor masks)."""
+                   batch_size: int = 64, stage: int | None = None) -> CoverageReading:
+    """What the inference-mode selector of ``model`` keeps on ``clips`` (which must carry actor masks): the
+    published (final) mask, or the mask after selection ``stage`` (0-based) of an anonymizer.
+
+    In the paper's progressive design a tubelet kept at an early stage passes its content to the others before a
+    later stage drops it, so the final mask need not keep the actor for the output to carry the action."""
     if clips.actor_masks is None:
         raise ValueError("actor coverage needs clips with actor masks (the synthetic renderer gives them)")
     device = runtime.torch_device()
@@ -81,7 +85,10 @@ def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeCon
     for start in range(0, len(clips), batch_size):
         sl = slice(start, start + batch_size)
         x = to_float(clips.videos[sl, 0]).to(device)
-        _, keep = model.anonymize(x, keep_ratio)
+        if stage is None:
+            _, keep = model.anonymize(x, keep_ratio)
+        else:
+            keep = model._forward_topk(x, keep_ratio).decisions[stage]
         keeps.append(keep.cpu())
         actor.append(tubelet_share(clips.actor_masks[sl, 0], model.grid))
         if clips.person_masks is not None:
@@ -91,8 +98,8 @@ def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeCon
     keep, share = torch.cat(keeps), torch.cat(actor)
     bystander = torch.cat(other) if other else torch.zeros_like(share)
     kept_other = float((bystander * keep).sum() / keep.sum().clamp_min(1.0))
-    return CoverageReading(keep_ratio, coverage(keep, share),
-                           oracle_coverage(share, keep_ratio, len(model.scorers)), kept_other)
+    stages = len(model.scorers) if stage is None else stage + 1
+    return CoverageReading(keep_ratio, coverage(keep, share), oracle_coverage(share, keep_ratio, stages), kept_other)
 
 
 @torch.inference_mode()

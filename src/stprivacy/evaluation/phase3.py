@@ -95,6 +95,8 @@ class MethodResult:
     seed: int
     action_top1: float
     attackers: dict[str, AttackResult] = field(default_factory=dict)
+    #: Actor coverage of the kept tubelets on the test clips (STPrivacy on synthetic data; None elsewhere).
+    coverage: float | None = None
 
     @property
     def worst(self) -> tuple[str, AttackResult]:

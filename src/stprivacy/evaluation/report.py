@@ -15,17 +15,19 @@ import numpy as np
 
 from stprivacy.evaluation.phase3 import AttackResult, MethodResult
 
-SCHEMA_VERSION = 1
+#: 2: every method has ``coverage`` / ``coverage_std`` (None where not measured) and the report says which split
+#: its numbers come from (``split``).
+SCHEMA_VERSION = 2
 
 
 def result_to_json(r: MethodResult) -> dict:
     return {"name": r.name, "keep_ratio": r.keep_ratio, "seed": r.seed, "action_top1": r.action_top1,
-            "attackers": {k: asdict(v) for k, v in r.attackers.items()}}
+            "attackers": {k: asdict(v) for k, v in r.attackers.items()}, "coverage": r.coverage}
 
 
 def result_from_json(d: dict) -> MethodResult:
     return MethodResult(d["name"], d["keep_ratio"], d["seed"], d["action_top1"],
-                        {k: AttackResult(**v) for k, v in d["attackers"].items()})
+                        {k: AttackResult(**v) for k, v in d["attackers"].items()}, d.get("coverage"))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -54,8 +56,10 @@ def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
                 "f1": _mean_std([p.f1 for p in per])[0],
                 "per_attribute_ap": dict(zip(attribute_names, np.nanmean(aps, 0).round(3).tolist(), strict=True)),
             }
+        covered = [r.coverage for r in rs if r.coverage is not None]
+        cov, cov_sd = _mean_std(covered) if covered else (None, None)
         methods.append({
-            "name": name, "keep_ratio": ratio,
+            "name": name, "keep_ratio": ratio, "coverage": cov, "coverage_std": cov_sd,
             "action_top1": top1, "action_top1_std": top1_sd,
             "privacy_cmap": cm, "privacy_cmap_std": cm_sd,
             "privacy_f1": f1, "privacy_f1_std": f1_sd,
@@ -68,8 +72,9 @@ def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
     return methods
 
 
-def build_report(dataset: str, attribute_names, chance: float, results: list[MethodResult]) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "attributes": list(attribute_names),
+def build_report(dataset: str, attribute_names, chance: float, results: list[MethodResult],
+                 split: str = "test") -> dict:
+    return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "split": split, "attributes": list(attribute_names),
             "chance_cmap": chance, "methods": aggregate(results, attribute_names)}
 
 
@@ -85,19 +90,24 @@ def _cell(method: dict, key: str) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    lines = [f"# Results on {report['dataset']}", "",
-             f"Chance cMAP (label prior of the test split): {report['chance_cmap']:.2f}. "
+    split = report.get("split", "test")
+    lines = [f"# Results on {report['dataset']} ({split} split)", "",
+             f"Every number below is measured on the {split} split, by recognizers and attackers trained on the "
+             "transformed training split. "
+             f"Chance cMAP (label prior of the {split} split): {report['chance_cmap']:.2f}. "
              "Privacy numbers are the worst case over attackers; lower is better."
              + (" Mean ± std over seeds." if _max_seeds(report) > 1 else " One seed: no spread is measured."), "",
-             "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | worst attacker | "
-             + " | ".join(f"cMAP {k}" for k in _attacker_names(report)) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
+             "Actor coverage: the actor's share of the kept tubelets over its share of all tubelets (1 = a random "
+             "choice; synthetic data only).", "",
+             "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | actor coverage | "
+             "worst attacker | " + " | ".join(f"cMAP {k}" for k in _attacker_names(report)) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
     for m in report["methods"]:
         ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
         per = " | ".join(f"{m['attackers'][k]['cmap']:.2f}" if k in m["attackers"] else ""
                          for k in _attacker_names(report))
         lines.append(f"| {m['name']} | {ratio} | {_cell(m, 'action_top1')} | "
-                     f"{_cell(m, 'privacy_cmap')} | {m['privacy_f1']:.3f} | "
+                     f"{_cell(m, 'privacy_cmap')} | {m['privacy_f1']:.3f} | {_coverage_cell(m)} | "
                      f"{'/'.join(sorted(set(m['worst_attacker'])))} | {per} |")
     lines += ["", "Per-attribute AP (%) of the worst attacker family:", "",
               "| method | keep ratio | " + " | ".join(report["attributes"]) + " |",
@@ -109,6 +119,14 @@ def markdown_table(report: dict) -> str:
         lines.append(f"| {m['name']} ({kind}) | {ratio} | " + " | ".join(
             "n/a" if aps[a] is None or np.isnan(aps[a]) else f"{aps[a]:.1f}" for a in report["attributes"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _coverage_cell(method: dict) -> str:
+    if method.get("coverage") is None:
+        return ""
+    if len(method["seeds"]) < 2:
+        return f"{method['coverage']:.2f}"
+    return f"{method['coverage']:.2f} ± {method['coverage_std']:.2f}"
 
 
 def _attacker_names(report: dict) -> list[str]:

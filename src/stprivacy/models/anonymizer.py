@@ -67,7 +67,7 @@ class STPrivacy(nn.Module):
         self.cfg = cfg
         self.grid = cfg.grid
         self.vit = VideoViT(cfg)
-        self.scorers = nn.ModuleList(TokenScorer(cfg.embed_dim) for _ in cfg.selection_points)
+        self.scorers = nn.ModuleList(TokenScorer(cfg.embed_dim, cfg.scorer_context) for _ in cfg.selection_points)
         self.to_pixels = nn.Linear(cfg.embed_dim, self.grid.tubelet_numel)
         self.action_head = ActionHead(cfg.embed_dim, num_classes) if num_classes else None
         self.apply(init_vit_weights)
@@ -94,6 +94,16 @@ class STPrivacy(nn.Module):
             return self._forward_topk(video, a)
         return self._forward_masked(video, stage_masks, a)
 
+    def _before_selection(self, x: torch.Tensor, blocks: tuple[int, int]) -> torch.Tensor:
+        """The blocks before the first selection, over every token (global) or along time per position."""
+        if self.cfg.pre_selection_attention == "global":
+            return self.vit.run_blocks(x, None, *blocks)
+        b, _, d = x.shape
+        slices, n = self.grid.slices, self.grid.tokens_per_slice
+        per_position = x.reshape(b, slices, n, d).transpose(1, 2).reshape(b * n, slices, d)
+        per_position = self.vit.run_blocks(per_position, None, *blocks)
+        return per_position.reshape(b, n, slices, d).transpose(1, 2).reshape(b, slices * n, d)
+
     def _select(self, stage: int, x: torch.Tensor, keep: torch.Tensor, keep_ratio: float) -> torch.Tensor:
         """One training-time selection stage (B x S keep mask, cumulative)."""
         log_probs = self.scorers[stage](x, keep, self.grid.slices)
@@ -111,7 +121,7 @@ class STPrivacy(nn.Module):
         if stage_masks is not None and len(stage_masks) != len(self.scorers):
             raise ValueError(f"expected {len(self.scorers)} stage masks, got {len(stage_masks)}")
         segments = self.vit.segments(self.cfg.selection_points)
-        x = self.vit.run_blocks(x, None, *segments[0])  # before the first selection: every token
+        x = self._before_selection(x, segments[0])
         keep = x.new_ones(b, s)
         decisions: list[torch.Tensor] = []
         for stage, (start, stop) in enumerate(segments[1:]):
@@ -153,7 +163,7 @@ class STPrivacy(nn.Module):
         index = torch.zeros_like(x[..., 0], dtype=torch.long).reshape(b, grid.slices, n_all)
         index = index + torch.arange(n_all, device=x.device)
         segments = self.vit.segments(self.cfg.selection_points)
-        x = self.vit.run_blocks(x, None, *segments[0])
+        x = self._before_selection(x, segments[0])
         decisions: list[torch.Tensor] = []
         for stage, (start, stop) in enumerate(segments[1:]):
             n = index.shape[-1]

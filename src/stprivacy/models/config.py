@@ -45,6 +45,16 @@ class ModelConfig:
     selection: str = "gumbel"
     #: Temperature of the Gumbel-softmax (the paper: 1).
     gumbel_tau: float = 1.0
+    #: Attention of the anonymizer's blocks before the first selection: "global" (the paper: every token attends
+    #: to every token, so a background token can carry the actor's motion) or "temporal" (each token attends only
+    #: to the tokens at its own spatial position in the other slices: it sees how its own tubelet moves, and
+    #: nothing of the others, so the scorer judges a tubelet by its own content).
+    pre_selection_attention: str = "global"
+    #: The token scorer's slice- and clip-level context (the paper's multi-level aggregation). It lets the
+    #: decision about one tubelet depend on every other one, so *which* tubelets are kept can itself encode what
+    #: a dropped tubelet showed (``tests/training/test_selector_learns.py``); False = each tubelet is judged by
+    #: its own features alone.
+    scorer_context: bool = True
     #: Local ImageNet ViT weights (timm / DeiT layout, .safetensors or .pth) inflated into the trunk when a model is
     #: built for training; None = from scratch. See :mod:`stprivacy.models.pretrained`.
     pretrained: str | None = None
@@ -65,6 +75,9 @@ class ModelConfig:
             )
         if self.selection not in ("gumbel", "topk"):
             raise ValueError(f"selection must be 'gumbel' or 'topk', got {self.selection!r}")
+        if self.pre_selection_attention not in ("global", "temporal"):
+            raise ValueError(f"pre_selection_attention must be 'global' or 'temporal', got "
+                             f"{self.pre_selection_attention!r}")
         if self.gumbel_tau <= 0:
             raise ValueError(f"gumbel_tau must be > 0, got {self.gumbel_tau}")
         validate_keep_ratio(self.keep_ratio)

@@ -30,8 +30,9 @@ class TokenScorer(nn.Module):
     is *keep*.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, context: bool = True):
         super().__init__()
+        self.context = context
         self.in_proj = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
         third = dim // 3
         self.split = (dim - 2 * third, third, third)
@@ -42,7 +43,10 @@ class TokenScorer(nn.Module):
     def forward(self, x: torch.Tensor, keep: torch.Tensor, slices: int) -> torch.Tensor:
         """``x``: B x S x D, ``keep``: B x S (1 = kept so far) -> B x S x 2 log-probabilities."""
         b, s, _ = x.shape
-        local, per_slice, per_clip = self.in_proj(x).split(self.split, dim=-1)
+        h = self.in_proj(x)
+        if not self.context:  # each token judged by its own features alone
+            return F.log_softmax(self.mlp(h), dim=-1)
+        local, per_slice, per_clip = h.split(self.split, dim=-1)
         n = s // slices
         slice_mean = masked_mean(per_slice.reshape(b, slices, n, -1), keep.reshape(b, slices, n), dim=2)
         slice_mean = slice_mean.expand(-1, -1, n, -1).reshape(b, s, -1)

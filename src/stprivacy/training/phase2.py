@@ -135,7 +135,7 @@ def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: Experi
         opts["adversaries"].zero_grad(set_to_none=True)
         rec_losses = distributed.backward_again(parts, step2)
         distributed.apply_update(opts["adversaries"], [adv], rec_losses)
-    return {**f_losses, **rec_losses}
+    return {**f_losses, **{k: v for k, v in rec_losses.items() if k != "total"}}  # "total" is the anonymizer's
 
 
 def warm_up_adversaries(f: STPrivacy, adv: Adversaries, train: ClipSet, cfg: ExperimentConfig, opt, gen) -> None:

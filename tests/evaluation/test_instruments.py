@@ -1,0 +1,106 @@
+"""The instruments: actor coverage, masks read off a published video, the phase-3 clips' masks."""
+
+import numpy as np
+import pytest
+import torch
+
+from stprivacy.data.clips import ClipSet
+from stprivacy.data.synthetic import synth_preset
+from stprivacy.data.synthetic.render import render_clip
+from stprivacy.evaluation.instruments import (
+    actor_coverage,
+    coverage,
+    keep_mask_from_video,
+    oracle_coverage,
+    tubelet_share,
+)
+from stprivacy.evaluation.phase3 import anonymize_clips
+from stprivacy.layers.tubelets import TubeletGrid
+from stprivacy.models import STPrivacy
+from stprivacy.runtime import RuntimeConfig
+
+GRID = TubeletGrid(4, 8, 8, (2, 4, 4))  # 2 slices x 4 tokens
+
+
+def test_tubelet_share_is_the_covered_fraction_of_each_tubelet():
+    masks = torch.zeros(1, 4, 8, 8, dtype=torch.uint8)
+    masks[0, :2, :4, :4] = 255  # slice 0, token 0 fully covered
+    masks[0, 2:, 4:, 4:6] = 255  # slice 1, token 3 half covered
+    share = tubelet_share(masks, GRID)
+    expected = torch.tensor([[[1.0, 0, 0, 0], [0, 0, 0, 0.5]]])
+    torch.testing.assert_close(share, expected)
+
+
+def test_coverage_is_one_for_random_choices_and_the_oracle_beats_it():
+    gen = torch.Generator().manual_seed(0)
+    share = torch.rand(400, 4, 16, generator=gen) ** 3
+    assert coverage(torch.ones_like(share), share) == pytest.approx(1.0)
+    random_keep = (torch.rand(share.shape, generator=gen) < 0.3).float()
+    assert coverage(random_keep, share) == pytest.approx(1.0, abs=0.05)
+    assert oracle_coverage(share, 0.7, 3) > 2.0
+    assert coverage(1 - random_keep, share) == pytest.approx(1.0, abs=0.05)
+
+
+def test_mask_from_video_sees_only_what_the_video_shows():
+    video = torch.zeros(1, 3, 4, 8, 8, dtype=torch.uint8)
+    video[0, 1, 0, 0, 0] = 3  # one pixel of slice 0, token 0
+    video[0, :, 3, 7, 7] = 200  # slice 1, token 3
+    mask = keep_mask_from_video(video, GRID)
+    assert mask.tolist() == [[[1, 0, 0, 0], [0, 0, 0, 1]]]
+
+
+class PaintsOneKeptTubeletBlack(torch.nn.Module):
+    """An anonymizer stand-in whose top-k keeps every tubelet but paints the first one of each slice black."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.grid = model, model.grid
+
+    def anonymize(self, video, keep_ratio):
+        out, keep = self.model.anonymize(video, keep_ratio)
+        out = out.clone()
+        out[:, :, :, :8, :8] = 0  # token 0 of every slice
+        return out, keep
+
+
+def test_phase3_masks_come_from_the_published_video_not_the_anonymizer():
+    torch.manual_seed(0)
+    model = PaintsOneKeptTubeletBlack(STPrivacy.from_preset("tiny", num_classes=3).eval())
+    clips = ClipSet(torch.randint(1, 255, (2, 3, 8, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]),
+                    torch.zeros(2, 5, dtype=torch.long))
+    published = anonymize_clips(model, clips, 1.0, RuntimeConfig(progress=False))
+    keep = published.keep_masks[:, 0]
+    # the anonymizer kept all 16 tokens per slice (a = 1); the video shows 15, and the mask says 15
+    assert (keep[..., 0] == 0).all() and (keep[..., 1:] == 1).all()
+
+
+def test_an_actor_selector_scores_the_oracle_and_the_inverse_scores_below_one():
+    cfg = synth_preset("tiny")
+    rendered = [render_clip((0, 9, i), cfg) for i in range(8)]
+    actor = torch.from_numpy(np.stack([r.actor_mask for r in rendered]))
+    person = torch.from_numpy(np.stack([r.person_mask for r in rendered]))
+    assert ((person >= actor) | (actor == 0)).all()  # the actor is part of the union mask
+    model = STPrivacy.from_preset("tiny", num_classes=3)
+    share = tubelet_share(actor, model.grid)
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, sign):
+            super().__init__()
+            self.sign, self.grid, self.scorers = sign, model.grid, model.scorers
+
+        def anonymize(self, video, keep_ratio):
+            idx = torch.arange(len(video)) + self.offset
+            k = max(1, int(16 * keep_ratio**3))
+            top = (self.sign * share[idx]).topk(k, -1).indices
+            return video, torch.zeros_like(share[idx]).scatter_(-1, top, 1.0)
+
+    clips = ClipSet(torch.from_numpy(np.stack([r.frames for r in rendered])).permute(0, 4, 1, 2, 3),
+                    torch.zeros(8, dtype=torch.long), torch.zeros(8, 5, dtype=torch.long),
+                    person_masks=person, actor_masks=actor)
+    runtime = RuntimeConfig(progress=False)
+    best, worst = Oracle(1.0), Oracle(-1.0)
+    best.offset = worst.offset = 0
+    good = actor_coverage(best, clips, 0.7, runtime, batch_size=8)
+    bad = actor_coverage(worst, clips, 0.7, runtime, batch_size=8)
+    assert good.coverage == pytest.approx(good.oracle) and good.coverage > 1.5
+    assert bad.coverage < 0.5
