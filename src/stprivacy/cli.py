@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="phase 3: fresh recognizers and attackers on anonymized clips, the sweep")
     p.add_argument("--run", required=True, help="run folder written by `train` or `benchmark`")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a phase-3 setting of the run's config, e.g. --set evaluate.seeds=3 (saved)")
+    p.add_argument("--keep-ratio", type=float, nargs="+", metavar="A",
+                   help="deployment keep ratios to evaluate (shorthand for --set evaluate.keep_ratios=[...])")
 
     p = sub.add_parser("benchmark", help="train, evaluate and compare with the baselines in one run folder")
     _experiment_args(p)
@@ -100,7 +104,12 @@ def _cmd_evaluate(args) -> None:
     from stprivacy.evaluation.report import markdown_table
     from stprivacy.training.run_dir import RunDir
 
-    report = pipeline.evaluate(RunDir(args.run))
+    run = RunDir(args.run)
+    overrides = list(args.overrides)
+    if args.keep_ratio:
+        overrides.append(f"evaluate.keep_ratios=[{','.join(str(a) for a in args.keep_ratio)}]")
+    pipeline.reconfigure(run, overrides)
+    report = pipeline.evaluate(run)
     if _is_main():
         print(markdown_table(report))
         print(f"report: {Path(args.run) / 'report.json'}")

@@ -8,7 +8,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from stprivacy.config import ExperimentConfig
+from stprivacy.config import ExperimentConfig, apply_overrides, from_dict, to_dict
 from stprivacy.data.build import build_datasets, split_validation
 from stprivacy.data.clips import ClipSet
 from stprivacy.errors import CheckpointError, ConfigError
@@ -60,6 +60,32 @@ def prepare_run(cfg: ExperimentConfig, out: str | Path, restart: bool = False) -
     return run
 
 
+#: Settings that say where data is and how the machine runs, not what is trained: a resumed run may change them.
+SAFE_TO_CHANGE = ("data.root", "data.split_dir", "data.labels", "data.test_labels", "data.cache_dir",
+                  "data.workers", "runtime.")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(saved: ExperimentConfig, wanted: ExperimentConfig) -> list[str]:
+    """The dotted keys whose values differ between two configs."""
+    a, b = _flatten(to_dict(saved)), _flatten(to_dict(wanted))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def _has_checkpoint(run: RunDir) -> bool:
+    folder = run.path / "checkpoints"
+    return folder.is_dir() and any(folder.iterdir())
+
+
 def _prepare_on_main(run: RunDir, cfg: ExperimentConfig, restart: bool) -> None:
     if run.exists() and restart:
         shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
@@ -67,11 +93,45 @@ def _prepare_on_main(run: RunDir, cfg: ExperimentConfig, restart: bool) -> None:
         for name in ("log.jsonl", "report.json", "report.md", "tradeoff.png"):
             (run.path / name).unlink(missing_ok=True)
     if run.exists() and not restart:
+        changed = config_differences(run.config(), cfg)
+        if changed and not _has_checkpoint(run):
+            # a first try that failed before anything was trained: the corrected command simply starts it
+            log.info("run %s has no checkpoint yet: starting it with the new settings (%s)", run.path,
+                     ", ".join(changed))
+            run.create(cfg)
+            run.log("start", name=cfg.name, replaced=changed)
+            return
+        unsafe = [k for k in changed if not k.startswith(SAFE_TO_CHANGE)]
+        if unsafe:
+            raise ConfigError(
+                f"{run.path} was started with other settings for {', '.join(unsafe)}; resuming would mix two "
+                f"experiments. Use the saved settings, --restart, or another --out (safe to change on resume: "
+                f"{', '.join(SAFE_TO_CHANGE)}*)")
+        if changed:
+            run.create(cfg)  # only paths and machine settings differ
         log.info("resuming run %s", run.path)
-        run.log("resume")
+        run.log("resume", changed=changed)
     else:
         run.create(cfg)
         run.log("start", name=cfg.name)
+
+
+def reconfigure(run: RunDir, overrides: list[str]) -> ExperimentConfig:
+    """Apply dotted overrides to a run's saved config (``stprivacy evaluate --set``), save and return it.
+
+    Phase 3 settings, data paths and machine settings may change; what the anonymizer was trained with may not
+    (the saved anonymizer would no longer match its config)."""
+    cfg = run.config()
+    if not overrides:
+        return cfg
+    new = from_dict(ExperimentConfig, apply_overrides(to_dict(cfg), overrides))
+    trained = [k for k in config_differences(cfg, new)
+               if not k.startswith(("evaluate.", "baselines.", *SAFE_TO_CHANGE))]
+    if trained:
+        raise ConfigError(f"--set {', '.join(trained)}: these settings trained the anonymizer of {run.path}; "
+                          "evaluate may change evaluate.*, baselines.*, data paths and runtime.*")
+    run.create(new)
+    return new
 
 
 def load_data(data_cfg, seed: int, progress: bool):

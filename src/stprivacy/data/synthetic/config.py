@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from stprivacy.errors import ConfigError
+
 #: Action classes, each defined by motion alone.
 ACTIONS: tuple[str, ...] = ("wave", "clap", "jump", "squat", "walk_left", "walk_right", "punch", "kick")
 #: Private attributes, each defined by appearance alone, named as in VP-HMDB51 / VP-UCF101.
@@ -57,4 +59,5 @@ def synth_preset(name: str) -> SynthConfig:
     try:
         return replace(SYNTH_PRESETS[name])
     except KeyError:
-        raise KeyError(f"unknown synthetic preset {name!r}; choose one of {sorted(SYNTH_PRESETS)}") from None
+        raise ConfigError(f"unknown synthetic preset {name!r}; choose one of {sorted(SYNTH_PRESETS)} (experiment "
+                          "presets such as synth-quick go to `stprivacy benchmark --preset`)") from None
