@@ -31,7 +31,7 @@ def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio):
     torch_video, torch_mask = model.anonymize(clips, keep_ratio)
     diff = np.abs(onnx_video - torch_video.numpy()).max()
     print(f"largest absolute difference ONNX vs PyTorch (a={keep_ratio}): {diff:.2e}")
-    assert diff < 1e-4
+    assert diff < 1e-5  # the README states this bound (measured: about 4e-7)
     assert np.array_equal(onnx_mask, torch_mask.numpy())
 
 

@@ -20,10 +20,11 @@ def train_and_predict(accumulate: int = 1) -> tuple[dict[str, torch.Tensor], tor
     train, test, _ = build_datasets(cfg.data, cfg.seed, progress=False)
     seed_everything(0)
     model = VideoRecognizer(cfg.recognizer, len(train.action_names))
+    initial = {f"__init__.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     # 32 clips in batches of 12: the last batch (8) is short, which the weighting must get right too
     fit(model, train, "action", FitConfig(epochs=2, batch_size=12, lr=1e-3, warmup_epochs=0.5), cfg.runtime, seed=0)
     scores = torch.from_numpy(predict(model, test, "action", cfg.runtime))
-    out = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    out = {**initial, **{k: v.detach().clone() for k, v in model.state_dict().items()}}
     # The gradient of one global batch of 7 clips (split 4 / 3 over two ranks), summed over ranks: Adam hides a
     # wrongly scaled gradient, so the test compares gradients too.
     batch = {"video": train.videos[:7, 0].float() / 255, "action": train.actions[:7]}

@@ -52,10 +52,19 @@ def test_privacy_terms_are_the_published_objectives():
 def test_each_learned_baseline_trains_saves_and_loads(tmp_path, tiny_data, monkeypatch, name):
     cfg = load_experiment("tiny", ["baselines.epochs=2"])
     run = pipeline.prepare_run(cfg, tmp_path / "run")
-    fresh = build_learned_baseline(name, 8, cfg.baselines.vita, cfg.baselines.spact, cfg.baselines.bdq)
+    from stprivacy.training import baselines as training_baselines
+
+    before = {}
+
+    def build_and_remember(*args, **kwargs):  # the very network that will be trained, before training
+        net = build_learned_baseline(*args, **kwargs)
+        before.update({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return net
+
+    monkeypatch.setattr(training_baselines, "build_learned_baseline", build_and_remember)
     trained = train_learned_baseline(name, tiny_data[0], cfg, run)
     assert not trained.training
-    changed = [k for k, v in trained.state_dict().items() if not torch.equal(v, fresh.state_dict()[k])]
+    changed = [k for k, v in trained.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, f"{name}: training changed no weight"
     assert checkpoint_exists(run.checkpoint(name)) and checkpoint_exists(run.checkpoint(f"{name}_train"))
     epochs = [r for r in run.read_log() if r["event"] == "epoch" and r["phase"] == name]
