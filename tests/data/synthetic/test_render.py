@@ -3,6 +3,7 @@ import pytest
 
 from stprivacy.data.synthetic import ACTIONS, ATTRIBUTES, render_clip, synth_preset
 from stprivacy.data.synthetic.dataset import render_split
+from stprivacy.errors import ConfigError
 
 
 def test_rendering_is_deterministic_and_seed_dependent():
@@ -72,5 +73,5 @@ def test_bad_config_is_rejected():
 
     with pytest.raises(ValueError, match="attribute_correlation"):
         SynthConfig(attribute_correlation=2.0)
-    with pytest.raises(KeyError, match="quick"):
+    with pytest.raises(ConfigError, match="quick"):
         synth_preset("nope")
