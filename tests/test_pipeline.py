@@ -60,7 +60,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_da
         pipeline.train(killed, tiny_data)
     monkeypatch.undo()
     assert not killed.checkpoint("anonymizer").with_suffix(".safetensors").exists()
-    resumed = _weights(pipeline.train(pipeline.prepare_run(load_experiment("tiny"), killed.path), tiny_data))
+    resumed = _weights(pipeline.train(pipeline.prepare_run(load_experiment("tiny", over), killed.path), tiny_data))
     for k in uninterrupted:
         torch.testing.assert_close(resumed[k], uninterrupted[k], rtol=0, atol=0, msg=k)
 
