@@ -32,7 +32,6 @@ from stprivacy.config import ExperimentConfig
 from stprivacy.losses import action_loss, privacy_loss
 from stprivacy.models import FrameAttacker, STPrivacy, VideoRecognizer, model_preset
 from stprivacy.runtime import RuntimeConfig
-from stprivacy.training import distributed
 from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import phase1_step
 from stprivacy.training.phase2 import Adversaries, train_step

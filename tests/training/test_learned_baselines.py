@@ -52,7 +52,6 @@ def test_privacy_terms_are_the_published_objectives():
 def test_each_learned_baseline_trains_saves_and_loads(tmp_path, tiny_data, monkeypatch, name):
     cfg = load_experiment("tiny", ["baselines.epochs=2"])
     run = pipeline.prepare_run(cfg, tmp_path / "run")
-    from stprivacy.training import baselines as training_baselines
 
     before = {}
 

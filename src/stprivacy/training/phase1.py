@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
-from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.evaluation.instruments import actor_coverage, probe_head
+from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.training import distributed
