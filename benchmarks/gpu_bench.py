@@ -84,6 +84,7 @@ def count_flops(fn) -> int:
 
 def training_steps(cfg: ExperimentConfig, batch: int, device: torch.device, runtime: RuntimeConfig) -> dict:
     """One training step per phase, as closures over models and a random batch on ``device``."""
+    cfg.runtime = runtime  # phase 2's step reads device and precision from the config
     video = torch.rand(batch, 3, cfg.model.num_frames, cfg.model.img_size, cfg.model.img_size, device=device)
     data = {"video": video, "action": torch.randint(NUM_ACTIONS, (batch,), device=device),
             "attributes": torch.randint(2, (batch, NUM_ATTRIBUTES), device=device)}
@@ -108,7 +109,6 @@ def training_steps(cfg: ExperimentConfig, batch: int, device: torch.device, runt
         step(f_opt, losses["total"])
 
     def phase2():  # as in training: the anonymizer step, then the recognizers' step on its detached output
-        cfg.runtime = runtime
         train_step(f, forward, adv, data, cfg, {"anonymizer": f_opt, "adversaries": adv_opt}, cfg.model.keep_ratio)
 
     def phase3_vit():

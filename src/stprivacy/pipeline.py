@@ -229,16 +229,18 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     def evaluate_method(name, ratio, make_clips):
         """Every seed of one method; its clips are transformed once (the transform does not depend on the seed)
         and only when some seed's result is not saved yet."""
-        clips = None
+        clips = coverage = None
         for seed in seeds:
             path = _result_path(run, name, ratio, seed)
             if path.is_file():
                 results.append(result_from_json(json.loads(path.read_text())))
                 continue
             clips = clips or make_clips()
+            if coverage is None and name == "stprivacy" and test_clips.actor_masks is not None:
+                # what the selector keeps does not depend on the phase-3 seed: measured once per keep ratio
+                coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
-            if name == "stprivacy" and test_clips.actor_masks is not None:
-                r.coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
+            r.coverage = coverage
             if group.is_main:
                 path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,

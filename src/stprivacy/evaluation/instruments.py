@@ -88,7 +88,7 @@ def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeCon
         if stage is None:
             _, keep = model.anonymize(x, keep_ratio)
         else:
-            keep = model._forward_topk(x, keep_ratio).decisions[stage]
+            keep = model(x, keep_ratio=keep_ratio).decisions[stage]  # eval mode: the top-k path
         keeps.append(keep.cpu())
         actor.append(tubelet_share(clips.actor_masks[sl, 0], model.grid))
         if clips.person_masks is not None:
@@ -112,7 +112,7 @@ def probe_head(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
     for start in range(0, len(clips), batch_size):
         x = to_float(clips.videos[start:start + batch_size, 0]).to(device)
         with runtime.autocast(device):
-            scores.append(model._forward_topk(x, keep_ratio).action_logits.float().cpu())
+            scores.append(model(x, keep_ratio=keep_ratio).action_logits.float().cpu())  # eval mode: top-k
     model.train(was_training)
     return top1_accuracy(torch.cat(scores).numpy(), clips.actions.numpy())
 

@@ -179,7 +179,7 @@ def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: 
     """Global batches without keep masks (on the CPU; :func:`distributed.backward_parts` moves each rank's share)."""
     with epoch_batches(train, cfg.baselines.batch_size, generator=gen, hflip=cfg.data.hflip,
                        device=cfg.runtime.torch_device(), desc=desc, progress=cfg.runtime.progress) as bar:
-        yield ({k: v for k, v in b.items() if k != "keep_mask"} for b in bar if distributed.usable(b))
+        yield ({k: v for k, v in b.items() if k != "keep_mask"} for b in bar)
 
 
 def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, scheds, gen, epoch) -> dict[str, float]:

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.training import distributed
 
 
 def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
@@ -126,10 +127,13 @@ def training_batches(clips: ClipSet, batch_size: int, *, generator: torch.Genera
 
 @contextmanager
 def epoch_batches(clips: ClipSet, batch_size: int, *, generator: torch.Generator, hflip: bool,
-                  device: torch.device, desc: str, progress: bool) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
+                  device: torch.device, desc: str, progress: bool, group: distributed.Dist | None = None
+                  ) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
     """One epoch of :func:`training_batches` behind a progress bar; leaving the block (normally, or by an
-    exception) stops any background assembly before the caller goes on."""
+    exception) stops any background assembly before the caller goes on. A global batch too short to give every
+    rank a clip (:func:`~stprivacy.training.distributed.usable`) is skipped here, identically on every rank."""
     batches = training_batches(clips, batch_size, generator=generator, hflip=hflip, device=device)
     with closing(batches):
-        yield tqdm(batches, total=max(1, -(-len(clips) // batch_size)), desc=desc, leave=False,
+        usable = (b for b in batches if distributed.usable(b, group))
+        yield tqdm(usable, total=max(1, -(-len(clips) // batch_size)), desc=desc, leave=False,
                    disable=not progress)

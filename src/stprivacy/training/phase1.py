@@ -129,12 +129,10 @@ def _phase1_epoch(model, forward, critic, train, cfg, opts, scheds, gen, epoch, 
     with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
                        desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", progress=runtime.progress) as bar:
         for batch in bar:
-            if not distributed.usable(batch):
-                continue
 
             a = sample_keep_ratio(tc, cfg.model.keep_ratio, gen)
 
-            def loss_fn(part):
+            def loss_fn(part, a=a):
                 with runtime.autocast(device):
                     return phase1_step(forward, model.stage_ratios(a), model.grid.tubelet, part,
                                        tc.phase1_reconstruction, critic, tc.phase1_critic, a), None

@@ -72,8 +72,10 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
-def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios):
-    """Step 1's losses on one batch (call inside :func:`frozen`), and the detached output for step 2."""
+def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios,
+                      tubelet: tuple[int, int, int]):
+    """Step 1's losses on one batch (call inside :func:`frozen`), and the detached output for step 2.
+    ``f`` is the anonymizer or its compiled forward; ``tubelet`` its tubelet size (for the identity anchor)."""
     tc = cfg.train
     out = f(batch["video"], keep_ratio=keep_ratio)
     video = publish(out.video) if tc.bounded_output else out.video
@@ -93,14 +95,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         losses["ce_head"] = action_loss(out.action_logits.float(), batch["action"])
         total = total + tc.phase2_head_ce * losses["ce_head"]
     if tc.phase2_reconstruction:
-        losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, f_tubelet(f))
+        losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
         total = total + tc.phase2_reconstruction * losses["recon"]
     losses["total"] = total
     return losses, (video.detach(), out.keep_mask.detach())
-
-
-def f_tubelet(f) -> tuple[int, int, int]:
-    return getattr(f, "_orig_mod", f).grid.tubelet  # compiled modules keep the original one
 
 
 def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tensor, torch.Tensor]):
@@ -120,7 +118,7 @@ def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: Experi
 
     def step1(part):
         with runtime.autocast(device), frozen(adv):
-            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios)
+            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios, f.grid.tubelet)
 
     for opt in opts.values():
         opt.zero_grad(set_to_none=True)
@@ -154,8 +152,6 @@ def warm_up_adversaries(f: STPrivacy, adv: Adversaries, train: ClipSet, cfg: Exp
             for batch in bar:
                 if done >= steps:
                     break
-                if not distributed.usable(batch):
-                    continue
 
                 def loss_fn(part):
                     with runtime.autocast(device), torch.no_grad():
@@ -218,8 +214,6 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
         with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
                            desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress) as bar:
             for batch in bar:
-                if not distributed.usable(batch):
-                    continue
                 losses = train_step(f, forward, adv, batch, cfg, opts, sample_keep_ratio(tc, cfg.model.keep_ratio,
                                                                                          gen))
                 for s in scheds.values():
