@@ -166,6 +166,9 @@ class EvalConfig:
     baselines: tuple[str, ...] = ("raw",)
     #: Phase 3 is repeated for seeds ``seed, seed + 1, ...``.
     seeds: int = 1
+    #: Ablation (the paper's "sparsification only"): keep ratios at which the selector's kept tubelets are also
+    #: judged with their original pixels. "Anonymization only" is STPrivacy at keep ratio 1.0 in ``keep_ratios``.
+    sparsify_only: tuple[float, ...] = ()
     #: Evaluate on another dataset than the anonymizer was trained on (the unseen-action settings); None = the
     #: training data.
     data: DataConfig | None = None

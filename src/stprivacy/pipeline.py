@@ -14,7 +14,7 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.errors import CheckpointError, ConfigError
 from stprivacy.evaluation.instruments import actor_coverage
 from stprivacy.evaluation.metrics import chance_cmap
-from stprivacy.evaluation.phase3 import MethodResult, anonymize_clips, evaluate_clips
+from stprivacy.evaluation.phase3 import SPARSIFY_ONLY, MethodResult, anonymize_clips, evaluate_clips, sparsify_clips
 from stprivacy.evaluation.report import build_report, result_from_json, result_to_json, write_report
 from stprivacy.models import STPrivacy
 from stprivacy.models.pretrained import with_pretrained
@@ -236,7 +236,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 results.append(result_from_json(json.loads(path.read_text())))
                 continue
             clips = clips or make_clips()
-            if coverage is None and name == "stprivacy" and test_clips.actor_masks is not None:
+            if coverage is None and ratio is not None and test_clips.actor_masks is not None:
                 # what the selector keeps does not depend on the phase-3 seed: measured once per keep ratio
                 coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
@@ -252,6 +252,9 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     for a in cfg.evaluate.keep_ratios:
         evaluate_method("stprivacy", a, lambda a=a: (anonymize_clips(model, train_clips, a, cfg.runtime),
                                                      anonymize_clips(model, test_clips, a, cfg.runtime)))
+    for a in cfg.evaluate.sparsify_only:
+        evaluate_method(SPARSIFY_ONLY, a, lambda a=a: (sparsify_clips(model, train_clips, a, cfg.runtime),
+                                                       sparsify_clips(model, test_clips, a, cfg.runtime)))
     data_cfg = cfg.evaluate.data or cfg.data
     dataset = data_cfg.kind + (f":{data_cfg.synth_preset}" if data_cfg.kind == "synthetic" else "")
     if cfg.evaluate.data is not None:

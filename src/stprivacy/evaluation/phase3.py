@@ -13,6 +13,7 @@ Honesty rules, enforced by construction and tested:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
-from stprivacy.layers.tubelets import TubeletGrid
+from stprivacy.layers.tubelets import TubeletGrid, tubelets_to_video
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
@@ -72,6 +73,32 @@ def anonymize_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime
     model.to(runtime.torch_device()).eval()
     return transform_clips(lambda x: model.anonymize(x, keep_ratio)[0], clips, runtime, batch_size,
                            desc=f"anonymize a={keep_ratio}", mask_grid=model.grid)
+
+
+#: The ablation that keeps the selector and drops the anonymizer (the paper's "sparsification only" row).
+SPARSIFY_ONLY = "sparsify-only"
+
+
+def keep_mask_pixels(mask: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
+    """A B x slices x tokens-per-slice keep mask as a B x 1 x T x H x W pixel mask (1 where a tubelet is kept)."""
+    b = mask.shape[0]
+    t, ph, pw = grid.tubelet
+    tokens = mask.reshape(b, -1, 1).expand(b, grid.num_tokens, t * ph * pw)
+    return tubelets_to_video(tokens, dataclasses.replace(grid, channels=1))
+
+
+def sparsify_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
+                   batch_size: int = 64) -> ClipSet:
+    """Sparsification alone: the tubelets the anonymizer keeps, with their *original* pixels, the rest black.
+    With :func:`anonymize_clips` at ``a = 1`` (anonymization alone) it separates what each mechanism buys."""
+    model.to(runtime.torch_device()).eval()
+
+    def keep_raw(x: torch.Tensor) -> torch.Tensor:
+        _, mask = model.anonymize(x, keep_ratio)
+        return x * keep_mask_pixels(mask, model.grid).to(x.dtype)
+
+    return transform_clips(keep_raw, clips, runtime, batch_size, desc=f"sparsify a={keep_ratio}",
+                           mask_grid=model.grid)
 
 
 def apply_learned_baseline(transform: nn.Module, clips: ClipSet, runtime: RuntimeConfig, name: str,

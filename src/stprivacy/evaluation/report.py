@@ -67,7 +67,7 @@ def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
             "attackers": attackers,
             "seeds": [r.seed for r in rs],
         })
-    order = {"raw": 0, "stprivacy": 2}
+    order = {"raw": 0, "stprivacy": 2, "sparsify-only": 3}
     methods.sort(key=lambda m: (order.get(m["name"], 1), m["name"], -(m["keep_ratio"] or 0)))
     return methods
 

@@ -1,0 +1,40 @@
+"""Phase 3's transforms: what the attackers receive."""
+
+import torch
+
+from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.evaluation.phase3 import anonymize_clips, keep_mask_pixels, sparsify_clips
+from stprivacy.layers.tubelets import TubeletGrid
+from stprivacy.models import STPrivacy
+from stprivacy.runtime import RuntimeConfig
+
+RUNTIME = RuntimeConfig(progress=False)
+
+
+def _clips(n=3):
+    return ClipSet(torch.randint(1, 255, (n, 3, 8, 32, 32), dtype=torch.uint8), torch.arange(n) % 3,
+                   torch.zeros(n, 5, dtype=torch.long))
+
+
+def test_keep_mask_pixels_covers_exactly_the_kept_tubelets():
+    grid = TubeletGrid(4, 8, 8, (2, 4, 4))
+    mask = torch.tensor([[[1.0, 0, 0, 0], [0, 0, 0, 1]]])
+    pixels = keep_mask_pixels(mask, grid)
+    assert pixels.shape == (1, 1, 4, 8, 8)
+    assert (pixels[0, 0, :2, :4, :4] == 1).all() and (pixels[0, 0, 2:, 4:, 4:] == 1).all()
+    assert pixels.sum() == 2 * 2 * 4 * 4
+
+
+def test_sparsify_only_keeps_original_pixels_of_the_anonymizers_choice():
+    model = STPrivacy.from_preset("tiny", num_classes=3).eval()
+    clips = _clips()
+    sparse = sparsify_clips(model, clips, 0.7, RUNTIME)
+    anon = anonymize_clips(model, clips, 0.7, RUNTIME)
+    # the same tubelets are kept (the raw clip has no black tubelet), with the raw pixels in them
+    assert torch.equal(sparse.keep_masks, anon.keep_masks)
+    kept = keep_mask_pixels(sparse.keep_masks[:, 0].float(), model.grid).bool().expand(-1, 3, -1, -1, -1)
+    raw = clips.videos[:, 0]
+    assert torch.equal(sparse.videos[:, 0][kept], raw[kept])
+    assert (sparse.videos[:, 0][~kept] == 0).all()
+    assert 0.3 < kept.float().mean() < 0.95
+    assert not torch.equal(to_float(anon.videos), to_float(sparse.videos))
