@@ -11,6 +11,7 @@ from pathlib import Path
 from stprivacy.config import ExperimentConfig, apply_overrides, from_dict, to_dict
 from stprivacy.data.build import build_datasets, split_validation
 from stprivacy.data.clips import ClipSet
+from stprivacy.data.pool import with_fixed_views
 from stprivacy.errors import CheckpointError, ConfigError
 from stprivacy.evaluation.instruments import actor_coverage
 from stprivacy.evaluation.metrics import chance_cmap
@@ -220,6 +221,10 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     else:
         train_clips, test_clips, _ = load_data(cfg.data, cfg.seed, cfg.runtime.progress)
     _check_model_fits_data(cfg, train_clips)
+    # phase 3 trains its fresh recognizers on a fixed set of transformed clips: fresh training clips (a frame
+    # pool) are drawn train_views times and written out once; learned baselines still train on fresh clips
+    fresh_train = train_clips
+    train_clips = with_fixed_views(train_clips, (cfg.evaluate.data or cfg.data).sampling.train_views)
     model = load_anonymizer(run.path)
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     results: list[MethodResult] = []
@@ -248,7 +253,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
             results.append(r)
 
     for name in cfg.evaluate.baselines:
-        evaluate_method(name, None, lambda n=name: baseline_clips(run, n, train_clips, test_clips, data))
+        evaluate_method(name, None, lambda n=name: baseline_clips(run, n, train_clips, test_clips, data,
+                                                                  fit_on=fresh_train))
     for a in cfg.evaluate.keep_ratios:
         evaluate_method("stprivacy", a, lambda a=a: (anonymize_clips(model, train_clips, a, cfg.runtime),
                                                      anonymize_clips(model, test_clips, a, cfg.runtime)))
@@ -268,7 +274,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
 
 
 def baseline_clips(run: RunDir, name: str, train_clips: ClipSet, test_clips: ClipSet,
-                   data: tuple[ClipSet, ClipSet] | None = None) -> tuple[ClipSet, ClipSet]:
+                   data: tuple[ClipSet, ClipSet] | None = None, fit_on: ClipSet | None = None
+                   ) -> tuple[ClipSet, ClipSet]:
     """The evaluation clips seen through baseline ``name``; a learned baseline is trained first (or resumed, or
     loaded) on the run's training data, like the anonymizer."""
     from stprivacy.evaluation.phase3 import apply_learned_baseline
@@ -278,7 +285,7 @@ def baseline_clips(run: RunDir, name: str, train_clips: ClipSet, test_clips: Cli
     if name not in LEARNED_BASELINES:
         return apply_baseline(name, train_clips), apply_baseline(name, test_clips)
     cfg = run.config()
-    fit_on = train_clips
+    fit_on = train_clips if fit_on is None else fit_on
     if cfg.evaluate.data is not None:  # unseen actions: trained where the anonymizer was
         fit_on = data[0] if data is not None else load_data(cfg.data, cfg.seed, cfg.runtime.progress)[0]
     seed_everything(cfg.seed)

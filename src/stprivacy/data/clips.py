@@ -1,13 +1,16 @@
-"""Decoded clips held in memory as uint8 tensors: the common currency between data sources and training.
+"""Decoded clips as uint8 videos: the common currency between data sources and training.
 
 A :class:`ClipSet` is what every loader produces (synthetic renderer, HMDB51 / UCF101 / manifest decoding, an
 anonymizer's output in phase 3), so the training and evaluation code never cares where clips came from.
 Videos are ``N x V x 3 x T x H x W`` uint8, where ``V`` is the number of test views (1 for training clips; 15 for
-5 temporal clips x 3 spatial crops); they become float in [0, 1] only batch by batch.
+5 temporal clips x 3 spatial crops); they become float in [0, 1] only batch by batch. They are a tensor in memory
+(synthetic data), a file read batch by batch (:class:`~stprivacy.data.disk.DiskVideos`: decoded real data,
+phase 3's transformed views) or clips cut afresh each epoch (:class:`~stprivacy.data.pool.EpochClips`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -62,13 +65,22 @@ class ClipSet(Dataset):
         return t, h, w
 
     def subset(self, index: torch.Tensor) -> ClipSet:
-        """The clips at ``index`` (a 1-D index tensor), with every per-clip field that is present."""
+        """The clips at ``index`` (a 1-D index tensor), with every per-clip field that is present; videos on
+        disk stay on disk."""
         def pick(t):
             return None if t is None else t[index]
-        return ClipSet(self.videos[index], self.actions[index], self.attributes[index], self.action_names,
+        videos = self.videos.select(index) if hasattr(self.videos, "select") else self.videos[index]
+        return ClipSet(videos, self.actions[index], self.attributes[index], self.action_names,
                        self.attribute_names, person_masks=pick(self.person_masks), actor_masks=pick(self.actor_masks),
                        keep_masks=pick(self.keep_masks),
                        names=[self.names[i] for i in index.tolist()] if self.names else [])
+
+    def at_draw(self, draw: tuple[int, ...]) -> ClipSet:
+        """The clips of one draw (an epoch): fresh clips for a frame pool's training set, the same clips
+        otherwise."""
+        if not hasattr(self.videos, "at"):
+            return self
+        return dataclasses.replace(self, videos=self.videos.at(draw))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = {"video": self.videos[i], "action": self.actions[i], "attributes": self.attributes[i]}

@@ -1,9 +1,11 @@
 """Real video datasets on disk (HMDB51, UCF101, PA-HMDB51, manifests) decoded into :class:`ClipSet` views.
 
-Training videos become ``train_views`` clips at random temporal positions and random square crops (seeded);
-test videos become ``test_clips x test_crops`` views (5 x 3 in the protocol), all resized so the short side is
-``size``. Decoding is the slow part, so decoded views can be cached on disk (a ``.npy`` file per split and setting)
-and are memory-mapped, not loaded, when the cache is hit. Unreadable videos are skipped, counted and listed.
+Training videos are decoded once into a frame pool that cuts a fresh random clip and crop from each video every
+epoch (:mod:`stprivacy.data.pool`; or, with ``fresh_clips`` off, ``train_views`` fixed random clips); test
+videos become ``test_clips x test_crops`` views (5 x 3 in the protocol), all resized so the short side is
+``size``. Everything decoded goes to disk as it is produced (:mod:`stprivacy.data.disk`), so memory does not grow
+with the dataset; with ``cache_dir`` that file is a cache the next run reuses. Unreadable videos are skipped,
+counted and listed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from stprivacy.data.clips import ClipSet
+from stprivacy.data.disk import DiskVideos, write_clips
+from stprivacy.data.pool import EpochClips, FramePool
 from stprivacy.data.splits import Split
 from stprivacy.data.video_io import (
     clip_indices,
@@ -44,9 +49,22 @@ class ClipSampling:
     #: Temporal sampling stride (frames skipped between sampled frames, plus one).
     stride: int = 2
     size: int = 112
+    #: Fixed training views per video when ``fresh_clips`` is off; with it, the fixed views phase 3 trains its
+    #: fresh recognizers on (draws of the frame pool, anonymized once).
     train_views: int = 2
     test_clips: int = 5
     test_crops: int = 3
+    #: A new temporal start and crop of every training video each epoch, cut from a frame pool decoded once
+    #: (:mod:`stprivacy.data.pool`); off: ``train_views`` fixed clips per video, drawn at decode time.
+    fresh_clips: bool = True
+    #: Short side of the pooled training frames (0 = ``size * 8 / 7``: 128 for 112, the usual resize-then-crop).
+    train_short_side: int = 0
+
+    def pool_side(self) -> int:
+        side = self.train_short_side or round(self.size * 8 / 7)
+        if side < self.size:
+            raise ValueError(f"sampling.train_short_side {side} is below the crop size {self.size}")
+        return side
 
 
 @dataclass
@@ -118,7 +136,7 @@ def split_entries(root, split: Split, labels: LabelTable) -> tuple[list[VideoEnt
 
 
 def _views_of(frames: np.ndarray, sampling: ClipSampling, train: bool, rng: np.random.Generator) -> np.ndarray:
-    """V x T x S x S x 3 views of one decoded video."""
+    """V x T x S x S x 3 fixed views of one decoded video (test views; training views when clips are not fresh)."""
     n, t, s = len(frames), sampling.num_frames, sampling.stride
     views = []
     if train:
@@ -134,13 +152,16 @@ def _views_of(frames: np.ndarray, sampling: ClipSampling, train: bool, rng: np.r
     return np.stack(views)
 
 
-def _decode_views(job) -> np.ndarray | str:
-    """One video's views, or the reason it could not be read (runs in a worker process)."""
-    path, sampling, train, seed, index = job
+def _decode(job) -> np.ndarray | str:
+    """One video's fixed views (or, for a frame pool, its frames at the stride and pool size), or the reason it
+    could not be read (runs in a worker process)."""
+    path, sampling, train, seed, index, pooled = job
     try:
         frames, _ = read_video(path)
     except VideoReadError as exc:
         return str(exc)
+    if pooled:
+        return resize_short_side(frames[::sampling.stride], sampling.pool_side())
     return _views_of(frames, sampling, train, np.random.default_rng([seed, index]))
 
 
@@ -159,47 +180,36 @@ def _map(fn, jobs: list, workers: int):
 
 
 def _cache_file(cache_dir: Path, entries: list[VideoEntry], sampling: ClipSampling, train: bool, seed: int) -> Path:
-    h = hashlib.sha256(json.dumps([[str(e.path) for e in entries], asdict(sampling), train, seed]).encode())
-    return cache_dir / f"clips-{'train' if train else 'test'}-{h.hexdigest()[:16]}"
+    kind = "pool" if train and sampling.fresh_clips else "train" if train else "test"
+    key = [[str(e.path) for e in entries], asdict(sampling), train, seed if kind != "pool" else None]
+    h = hashlib.sha256(json.dumps(key).encode())
+    return cache_dir / f"clips-{kind}-{h.hexdigest()[:16]}.u8"
 
 
 def decode_clipset(entries: list[VideoEntry], sampling: ClipSampling, *, train: bool, action_names, attribute_names,
                    seed: int = 0, cache_dir: str | Path | None = None, progress: bool = True,
-                   report: DatasetReport | None = None, workers: int = 1) -> ClipSet:
+                   report: DatasetReport | None = None, workers: int = 1,
+                   scratch_dir: str | Path | None = None) -> ClipSet:
     """Decode ``entries`` into a :class:`ClipSet` with ``workers`` processes; unreadable videos are skipped and
     listed in ``report``. Each video's random views come from its own seeded generator, so the result does not
-    depend on the number of workers."""
+    depend on the number of workers.
+
+    Decoded clips go to disk as they are produced, never all into memory: into the cache (``cache_dir``, reused
+    by the next run with the same videos and sampling) or an anonymous file in ``scratch_dir`` (default the
+    system's temporary folder). Training videos with ``sampling.fresh_clips`` become a frame pool that gives new
+    clips every epoch (:mod:`stprivacy.data.pool`); test videos become the protocol's fixed views."""
     if not entries:
         raise VideoReadError("no video to decode")
+    pooled = train and sampling.fresh_clips
     cache = _cache_file(Path(cache_dir), entries, sampling, train, seed) if cache_dir else None
-    if cache is not None and (cache.with_suffix(".npy")).is_file() and (cache.with_suffix(".json")).is_file():
-        meta = json.loads(cache.with_suffix(".json").read_text())
-        videos = torch.from_numpy(np.load(cache.with_suffix(".npy"), mmap_mode="c"))
-        keep = meta["kept"]
+    if cache is not None and cache.is_file() and cache.with_suffix(".json").is_file():
+        videos, keep = _open_cached(cache, pooled)
         log.info("decoded clips from cache %s", cache)
     else:
-        views, keep = [], []
-        jobs = [(e.path, sampling, train, seed, i) for i, e in enumerate(entries)]
-        for i, result in enumerate(tqdm(_map(_decode_views, jobs, workers), total=len(jobs),
-                                        desc=f"decode {'train' if train else 'test'}", unit="video",
-                                        disable=not progress, leave=False)):
-            if isinstance(result, str):
-                log.warning("skipping unreadable video: %s", result)
-                if report is not None:
-                    report.unreadable.append(str(entries[i].path))
-                continue
-            views.append(result)
-            keep.append(i)
-        if not views:
-            raise VideoReadError("none of the videos could be decoded")
-        array = np.ascontiguousarray(np.stack(views).transpose(0, 1, 5, 2, 3, 4))  # N x V x 3 x T x H x W
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
-            np.save(tmp, array)
-            tmp.replace(cache.with_suffix(".npy"))
-            cache.with_suffix(".json").write_text(json.dumps({"kept": keep}))
-        videos = torch.from_numpy(array)
+        videos, keep = _decode_to_disk(entries, sampling, train, seed, pooled, cache, scratch_dir, workers,
+                                       progress, report)
+    if pooled:
+        videos = EpochClips(videos, sampling.num_frames, sampling.size, seed)
     kept = [entries[i] for i in keep]
     return ClipSet(
         videos,
@@ -208,3 +218,53 @@ def decode_clipset(entries: list[VideoEntry], sampling: ClipSampling, *, train: 
         tuple(action_names), tuple(attribute_names),
         names=[e.key for e in kept],
     )
+
+
+def _open_cached(cache: Path, pooled: bool):
+    meta = json.loads(cache.with_suffix(".json").read_text())
+    return (FramePool.open(cache) if pooled else DiskVideos.open(cache)), meta["kept"]
+
+
+def _decode_to_disk(entries, sampling, train, seed, pooled, cache, scratch_dir, workers, progress, report):
+    """Decode every entry straight into a file (the cache, or an anonymous scratch file)."""
+    if pooled:
+        store = FramePool.create(cache, directory=scratch_dir)
+    else:
+        views = sampling.train_views if train else sampling.test_clips * sampling.test_crops
+        shape = (len(entries), views, 3, sampling.num_frames, sampling.size, sampling.size)
+        partial = cache.with_name(cache.stem + ".partial.u8") if cache else None
+        store = DiskVideos.create(shape, partial, directory=scratch_dir)
+    keep = []
+    jobs = [(e.path, sampling, train, seed, i, pooled) for i, e in enumerate(entries)]
+    for i, result in enumerate(tqdm(_map(_decode, jobs, workers), total=len(jobs),
+                                    desc=f"decode {'train' if train else 'test'}", unit="video",
+                                    disable=not progress, leave=False)):
+        if isinstance(result, str):
+            log.warning("skipping unreadable video: %s", result)
+            if report is not None:
+                report.unreadable.append(str(entries[i].path))
+            continue
+        if pooled:
+            store.append(result)
+        else:
+            write_clips(store, len(keep) * store.shape[1], torch.from_numpy(result).permute(0, 4, 1, 2, 3))
+        keep.append(i)
+    if not keep:
+        raise VideoReadError("none of the videos could be decoded")
+    if pooled:
+        if cache is not None:
+            store.save_index({"kept": keep})
+        return store, keep
+    if cache is not None:  # written whole, then moved into place with its shape: a cache is never half-written
+        store = _finish_cache(store, cache, keep)
+    return (store if len(keep) == len(entries) else store.select(torch.arange(len(keep)))), keep
+
+
+def _finish_cache(store: DiskVideos, cache: Path, keep: list[int]) -> DiskVideos:
+    n = len(keep)
+    os.truncate(store.path, n * int(np.prod(store.shape[1:])))
+    store.path.replace(cache)
+    store.path.with_suffix(".json").unlink()
+    cache.with_suffix(".json").write_text(json.dumps({"shape": [n, *store.shape[1:]], "dtype": "uint8",
+                                                      "kept": keep}))
+    return DiskVideos.open(cache)

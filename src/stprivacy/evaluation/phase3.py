@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet, to_float, to_uint8
+from stprivacy.data.disk import DiskVideos, flat_clips, new_videos_like, write_clips
 from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
 from stprivacy.layers.tubelets import TubeletGrid, tubelets_to_video
@@ -39,29 +40,32 @@ log = logging.getLogger(__name__)
 
 @torch.inference_mode()
 def transform_clips(transform: Callable[[torch.Tensor], torch.Tensor], clips: ClipSet, runtime: RuntimeConfig,
-                    batch_size: int = 64, desc: str = "transform", mask_grid: TubeletGrid | None = None) -> ClipSet:
+                    batch_size: int = 64, desc: str = "transform", mask_grid: TubeletGrid | None = None,
+                    out: DiskVideos | None = None) -> ClipSet:
     """Every view of every clip through ``transform`` (float B x 3 x T x H x W in [0, 1] -> the output video),
     quantised to uint8 like a video file. The transform must be in inference mode.
+
+    The output is written batch by batch as it is produced: into ``out`` when given (a file, so phase 3's memory
+    does not grow with the dataset), else beside the input (on disk for disk videos, in memory otherwise).
 
     With ``mask_grid``, the keep mask that travels with the clips is read off the published uint8 video (its
     all-zero tubelets, :func:`~stprivacy.evaluation.instruments.keep_mask_from_video`), never taken from the
     anonymizer's own decision: a deployed video is all an attacker has."""
     device = runtime.torch_device()
     n, v = len(clips), clips.views
-    flat = clips.videos.flatten(0, 1)
-    videos = torch.empty_like(flat, dtype=torch.uint8)
+    videos = out if out is not None else new_videos_like(clips.videos)
     masks = None
     if mask_grid is not None:
-        masks = torch.empty((len(flat), mask_grid.slices, mask_grid.tokens_per_slice), dtype=torch.uint8)
-    for start in tqdm(range(0, len(flat), batch_size), desc=desc, leave=False, disable=not runtime.progress):
-        x = to_float(flat[start:start + batch_size]).to(device)
+        masks = torch.empty((n * v, mask_grid.slices, mask_grid.tokens_per_slice), dtype=torch.uint8)
+    for start in tqdm(range(0, n * v, batch_size), desc=desc, leave=False, disable=not runtime.progress):
+        x = to_float(flat_clips(clips.videos, start, min(start + batch_size, n * v))).to(device)
         with runtime.autocast(device):
-            out = transform(x)
-        published = to_uint8(out).cpu()
-        videos[start:start + len(x)] = published
+            result = transform(x)
+        published = to_uint8(result).cpu()
+        write_clips(videos, start, published)
         if masks is not None:
             masks[start:start + len(x)] = keep_mask_from_video(published, mask_grid)
-    return ClipSet(videos.reshape(clips.videos.shape), clips.actions, clips.attributes, clips.action_names,
+    return ClipSet(videos, clips.actions, clips.attributes, clips.action_names,
                    clips.attribute_names, actor_masks=clips.actor_masks,
                    keep_masks=None if masks is None else masks.reshape(n, v, *masks.shape[1:]), names=clips.names)
 

@@ -175,10 +175,11 @@ def _steps(train: ClipSet, bc: BaselinesConfig) -> int:
 
 
 @contextmanager
-def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: str):
+def _batches(train: ClipSet, cfg: ExperimentConfig, gen: torch.Generator, desc: str, draw: tuple[int, ...]):
     """Global batches without keep masks (on the CPU; :func:`distributed.backward_parts` moves each rank's share)."""
     with epoch_batches(train, cfg.baselines.batch_size, generator=gen, hflip=cfg.data.hflip,
-                       device=cfg.runtime.torch_device(), desc=desc, progress=cfg.runtime.progress) as bar:
+                       device=cfg.runtime.torch_device(), desc=desc, progress=cfg.runtime.progress,
+                       draw=draw) as bar:
         yield ({k: v for k, v in b.items() if k != "keep_mask"} for b in bar)
 
 
@@ -188,7 +189,7 @@ def _adversarial_epoch(name, transform, action, objective, train, cfg, opts, sch
     adversary = objective.adversary
     transform.train(), action.train(), adversary.train()
     sums: dict[str, float] = {}
-    with _batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}") as batches:
+    with _batches(train, cfg, gen, f"{name} epoch {epoch + 1}/{cfg.baselines.epochs}", (6, epoch)) as batches:
         for batch in batches:
             adversary.requires_grad_(False)
 
@@ -239,7 +240,7 @@ def _pretrain_reconstruction(transform: nn.Module, train: ClipSet, cfg: Experime
     def epoch_fn(epoch: int) -> dict[str, float]:
         transform.train()
         total = 0.0
-        with _batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}") as batches:
+        with _batches(train, cfg, gen, f"{name} reconstruction {epoch + 1}/{epochs}", (5, epoch)) as batches:
             for batch in batches:
                 opts["transform"].zero_grad(set_to_none=True)
                 losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)

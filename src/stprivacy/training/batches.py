@@ -1,7 +1,8 @@
-"""Mini-batches from an in-memory (or memory-mapped) :class:`ClipSet`, without DataLoader overhead.
+"""Mini-batches from a :class:`ClipSet` (in memory, on disk or cut afresh from a frame pool), without DataLoader
+overhead.
 
 Clips are decoded once, by parallel workers and through the decoded-clip cache (:mod:`stprivacy.data.real`), so a
-batch is an index into uint8 tensors plus a conversion to float: on a GPU machine it is assembled ahead in a
+batch is an index into uint8 videos (a read from disk for real data) plus a conversion to float: on a GPU machine it is assembled ahead in a
 background thread, in pinned memory (:func:`training_batches`); ``benchmarks/loader_speed.py`` measures both parts.
 """
 
@@ -127,11 +128,15 @@ def training_batches(clips: ClipSet, batch_size: int, *, generator: torch.Genera
 
 @contextmanager
 def epoch_batches(clips: ClipSet, batch_size: int, *, generator: torch.Generator, hflip: bool,
-                  device: torch.device, desc: str, progress: bool, group: distributed.Dist | None = None
-                  ) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
+                  device: torch.device, desc: str, progress: bool, group: distributed.Dist | None = None,
+                  draw: tuple[int, ...] = (0,)) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
     """One epoch of :func:`training_batches` behind a progress bar; leaving the block (normally, or by an
     exception) stops any background assembly before the caller goes on. A global batch too short to give every
-    rank a clip (:func:`~stprivacy.training.distributed.usable`) is skipped here, identically on every rank."""
+    rank a clip (:func:`~stprivacy.training.distributed.usable`) is skipped here, identically on every rank.
+
+    ``draw`` names the epoch (phase, epoch): training clips cut from a frame pool are new for every draw and the
+    same for the same draw (:meth:`~stprivacy.data.clips.ClipSet.at_draw`), so a resumed epoch sees its clips."""
+    clips = clips.at_draw(draw)
     batches = training_batches(clips, batch_size, generator=generator, hflip=hflip, device=device)
     with closing(batches):
         usable = (b for b in batches if distributed.usable(b, group))

@@ -127,7 +127,8 @@ def _phase1_epoch(model, forward, critic, train, cfg, opts, scheds, gen, epoch, 
     device = runtime.torch_device()
     sums: dict[str, float] = {}
     with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
-                       desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", progress=runtime.progress) as bar:
+                       desc=f"phase 1 epoch {epoch + 1}/{tc.phase1_epochs}", progress=runtime.progress,
+                       draw=(1, epoch)) as bar:
         for batch in bar:
 
             a = sample_keep_ratio(tc, cfg.model.keep_ratio, gen)

@@ -145,10 +145,11 @@ def warm_up_adversaries(f: STPrivacy, adv: Adversaries, train: ClipSet, cfg: Exp
     if epochs <= 0:
         return
     steps = max(1, math.ceil(epochs * len(train) / tc.batch_size))
-    done = 0
+    done = passes = 0
     while done < steps:
         with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
-                           desc="phase 2 adversary warm-up", progress=runtime.progress) as bar:
+                           desc="phase 2 adversary warm-up", progress=runtime.progress, draw=(20, passes)) as bar:
+            passes += 1
             for batch in bar:
                 if done >= steps:
                     break
@@ -212,7 +213,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     def epoch_fn(epoch: int) -> dict[str, float]:
         sums: dict[str, float] = {}
         with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
-                           desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress) as bar:
+                           desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress,
+                           draw=(2, epoch)) as bar:
             for batch in bar:
                 losses = train_step(f, forward, adv, batch, cfg, opts, sample_keep_ratio(tc, cfg.model.keep_ratio,
                                                                                          gen))

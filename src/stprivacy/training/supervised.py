@@ -70,7 +70,7 @@ def fit(model: nn.Module, clips: ClipSet, task: str, cfg: FitConfig, runtime: Ru
         total, count = 0.0, 0
         with epoch_batches(clips, cfg.batch_size, generator=gen, hflip=cfg.hflip, device=device,
                            desc=f"{desc} {task} {epoch + 1}/{cfg.epochs}", progress=runtime.progress,
-                           group=group) as bar:
+                           group=group, draw=(4, epoch)) as bar:
             for batch in bar:
                 opt.zero_grad(set_to_none=True)
                 losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate, group)

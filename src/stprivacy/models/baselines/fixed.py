@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from stprivacy.data.clips import ClipSet
+from stprivacy.data.disk import new_videos_like, write_clips
 from stprivacy.errors import ConfigError
 
 BLUR_SIGMA = {"blur_weak": 0.015, "blur_strong": 0.04}
@@ -33,13 +34,13 @@ CHUNK_VIDEOS = 256
 def map_frames(videos: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """``fn`` (B x 3 x H x W float in [0, 255] -> same) applied to every frame of ``N x V x 3 x T x H x W`` uint8
     videos, a chunk of videos at a time; the result is rounded back to uint8."""
-    out = torch.empty_like(videos)
+    out = new_videos_like(videos)  # on disk beside disk videos: a split of any size in bounded memory
     h, w = videos.shape[-2:]
     for start in range(0, len(videos), CHUNK_VIDEOS):
         chunk = videos[start:start + CHUNK_VIDEOS]
         frames = chunk.movedim(3, 2).reshape(-1, 3, h, w).float()  # (n v t) x 3 x H x W
         result = fn(frames).round_().clamp_(0, 255).to(torch.uint8)
-        out[start:start + len(chunk)] = result.reshape(chunk.movedim(3, 2).shape).movedim(2, 3)
+        write_clips(out, start * videos.shape[1], result.reshape(chunk.movedim(3, 2).shape).movedim(2, 3).flatten(0, 1))
     return out
 
 
