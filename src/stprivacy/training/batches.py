@@ -3,7 +3,8 @@ overhead.
 
 Clips are decoded once, by parallel workers and through the decoded-clip cache (:mod:`stprivacy.data.real`), so a
 batch is an index into uint8 videos (a read from disk for real data) plus a conversion to float: on a GPU machine
-it is assembled ahead in a background thread, in pinned memory (:func:`training_batches`); ``benchmarks/loader_speed.py`` measures both parts.
+it is assembled ahead in a background thread, in pinned memory (:func:`training_batches`);
+``benchmarks/loader_speed.py`` measures both parts.
 """
 
 from __future__ import annotations
