@@ -65,11 +65,25 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_da
         torch.testing.assert_close(resumed[k], uninterrupted[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.parametrize("preset", ["vp-hmdb51", "vp-ucf101", "pa-hmdb51", "hmdb51-to-ucf101", "ucf101-to-hmdb51"])
+def test_paper_presets_warn_when_they_train_from_scratch(preset):
+    init = pipeline.initialisation(load_experiment(preset))
+    assert init["start"] == {"anonymizer": "scratch", "recognizers": "scratch"} and len(init["warnings"]) == 2
+    weights = ["model.pretrained=/w/deit_s.pth", "recognizer.pretrained=/w/deit_s.pth"]
+    assert pipeline.initialisation(load_experiment(preset, weights))["warnings"] == []
+    assert pipeline.initialisation(load_experiment("synth-quick"))["warnings"] == []
+
+
 def test_evaluation_report_schema_and_resume(tmp_path, tiny_data, monkeypatch):
-    run = pipeline.prepare_run(load_experiment("tiny"), tmp_path / "run")
+    # as a paper preset without its ImageNet weights: the start is warned about and recorded
+    run = pipeline.prepare_run(load_experiment("tiny", ["model.pretrained_expected=true"]), tmp_path / "run")
     pipeline.train(run, tiny_data)
+    assert any(r["event"] == "warning" and "model.pretrained" in r["message"] for r in run.read_log())
     report = pipeline.evaluate(run, tiny_data)
-    assert {"dataset", "attributes", "chance_cmap", "methods"} <= set(report)
+    assert {"dataset", "attributes", "chance_cmap", "methods", "initialisation", "warnings"} <= set(report)
+    assert report["initialisation"]["anonymizer"] == "scratch" and len(report["warnings"]) == 1
+    warning = "**Warning:** model.pretrained is not set: the anonymizer starts from random"
+    assert warning in (run.path / "report.md").read_text()
     names = [(m["name"], m["keep_ratio"]) for m in report["methods"]]
     assert names == [("raw", None), ("stprivacy", 1.0), ("stprivacy", 0.7)]
     for m in report["methods"]:

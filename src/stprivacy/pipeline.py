@@ -154,6 +154,27 @@ def log_data_report(run: RunDir, report) -> None:
         log.warning("data: %s", report.summary())
 
 
+def initialisation(cfg: ExperimentConfig) -> dict:
+    """Where each trained ViT starts (a weights file or "scratch") and a warning for every network that the
+    reproduced setting starts from ImageNet weights but this run does not."""
+    starts, warnings = {}, []
+    for section, role, who in (("model", "anonymizer", "the anonymizer starts"),
+                               ("recognizer", "recognizers", "the ViT recognizers start")):
+        m = getattr(cfg, section)
+        starts[role] = m.pretrained or "scratch"
+        if m.pretrained_expected and not m.pretrained:
+            warnings.append(f"{section}.pretrained is not set: {who} from random weights, where the "
+                            "paper starts from ImageNet ViT-S (a local DeiT-S or timm ViT-S/16 file); expect lower "
+                            "numbers than the paper's")
+    return {"start": starts, "warnings": warnings}
+
+
+def warn_initialisation(run: RunDir, cfg: ExperimentConfig) -> None:
+    for warning in initialisation(cfg)["warnings"]:
+        log.warning(warning)
+        run.log("warning", message=warning)
+
+
 def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet | None = None) -> STPrivacy:
     """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer.
 
@@ -172,6 +193,7 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
         log_data_report(run, report)
         train_clips, val = split_validation(cfg.data, cfg.seed, train_clips, cfg.runtime.progress)
     _check_model_fits_data(cfg, train_clips)
+    warn_initialisation(run, cfg)
     model = with_pretrained(STPrivacy(cfg.model, num_classes=len(train_clips.action_names)))
     if cfg.model.pretrained:
         run.log("pretrained", model="anonymizer", **vars(model.pretrained_report))
@@ -265,7 +287,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     dataset = data_cfg.kind + (f":{data_cfg.synth_preset}" if data_cfg.kind == "synthetic" else "")
     if cfg.evaluate.data is not None:
         dataset = f"{cfg.data.kind} -> {dataset}"
-    report = build_report(dataset, test_clips.attribute_names, chance_cmap(test_clips.attributes.numpy()), results)
+    report = build_report(dataset, test_clips.attribute_names, chance_cmap(test_clips.attributes.numpy()), results,
+                          initialisation=initialisation(cfg))
     if group.is_main:
         write_report(report, run.path)
     distributed.barrier()

@@ -17,7 +17,7 @@ from stprivacy.evaluation.phase3 import AttackResult, MethodResult
 
 #: 2: every method has ``coverage`` / ``coverage_std`` (None where not measured) and the report says which split
 #: its numbers come from (``split``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def result_to_json(r: MethodResult) -> dict:
@@ -73,9 +73,12 @@ def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
 
 
 def build_report(dataset: str, attribute_names, chance: float, results: list[MethodResult],
-                 split: str = "test") -> dict:
+                 split: str = "test", initialisation: dict | None = None) -> dict:
+    """``initialisation``: where the trained networks started ({"start": {...}, "warnings": [...]})."""
+    init = initialisation or {"start": {}, "warnings": []}
     return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "split": split, "attributes": list(attribute_names),
-            "chance_cmap": chance, "methods": aggregate(results, attribute_names)}
+            "chance_cmap": chance, "initialisation": init["start"], "warnings": init["warnings"],
+            "methods": aggregate(results, attribute_names)}
 
 
 def _max_seeds(report: dict) -> int:
@@ -99,6 +102,10 @@ def markdown_table(report: dict) -> str:
              + (" Mean ± std over seeds." if _max_seeds(report) > 1 else " One seed: no spread is measured."), "",
              "Actor coverage: the actor's share of the kept tubelets over its share of all tubelets (1 = a random "
              "choice; synthetic data only).", "",
+             *([f"Started from: {', '.join(f'{k} {v}' for k, v in report['initialisation'].items())}.", ""]
+               if report.get("initialisation") else []),
+             *(f"**Warning:** {w}." for w in report.get("warnings", [])),
+             *([""] if report.get("warnings") else []),
              "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | actor coverage | "
              "worst attacker | " + " | ".join(f"cMAP {k}" for k in _attacker_names(report)) + " |",
              "|---|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]

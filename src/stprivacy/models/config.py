@@ -60,6 +60,9 @@ class ModelConfig:
     pretrained: str | None = None
     #: How the 2D patch kernel is inflated over the tubelet's frames: "average" or "center".
     pretrained_inflate: str = "average"
+    #: The setting this config reproduces starts from ImageNet weights (the paper presets): without
+    #: ``pretrained`` the run warns at start and its reports record the from-scratch start.
+    pretrained_expected: bool = False
 
     def __post_init__(self) -> None:
         self.tubelet = tuple(int(v) for v in self.tubelet)
