@@ -1,9 +1,14 @@
 """The CLI forgives a wrong first try and ends every user error with exit code 2 and one line."""
 
 import pytest
+import torch
 
 from stprivacy.cli import main
 from stprivacy.config import load_experiment
+from stprivacy.data.build import build_datasets
+from stprivacy.data.disk import DiskVideos
+from stprivacy.evaluation.phase3 import anonymize_clips
+from stprivacy.pipeline import load_anonymizer
 from stprivacy.training.run_dir import RunDir
 
 
@@ -56,10 +61,15 @@ def test_evaluate_takes_keep_ratios_and_phase3_overrides(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["train", "--preset", "tiny", "--out", out]) == 0
     assert main(["evaluate", "--run", out, "--keep-ratio", "0.5", "--set", "evaluate.seeds=1",
-                 "--set", "evaluate.baselines=[]"]) == 0
+                 "--set", "evaluate.baselines=[]", "--set", "evaluate.keep_views=true"]) == 0
     cfg = RunDir(out).config()
     assert cfg.evaluate.keep_ratios == (0.5,) and cfg.evaluate.seeds == 1
     assert (tmp_path / "run" / "eval" / "stprivacy_a0.5_seed0.json").is_file()
+    # the judged views were kept, and they are what the anonymizer publishes
+    kept = DiskVideos.open(tmp_path / "run" / "eval" / "views" / "stprivacy_a0.5-test.u8")
+    test = build_datasets(cfg.data, cfg.seed, progress=False)[1]
+    published = anonymize_clips(load_anonymizer(out), test, 0.5, cfg.runtime)
+    assert torch.equal(kept[:], published.videos)
     capsys.readouterr()
     # what trained the anonymizer cannot change under it
     assert main(["evaluate", "--run", out, "--set", "model.keep_ratio=0.5"]) == 2

@@ -169,6 +169,10 @@ class EvalConfig:
     #: Ablation (the paper's "sparsification only"): keep ratios at which the selector's kept tubelets are also
     #: judged with their original pixels. "Anonymization only" is STPrivacy at keep ratio 1.0 in ``keep_ratios``.
     sparsify_only: tuple[float, ...] = ()
+    #: Keep the anonymized views phase 3 judged, as ``eval/views/<method>_a<ratio>-{train,test}.u8`` files (raw
+    #: uint8 ``N x V x 3 x T x H x W``, shape in the ``.json`` beside; :class:`~stprivacy.data.disk.DiskVideos`
+    #: opens them). Off: they live in anonymous files (or memory, for in-memory data) and vanish when judged.
+    keep_views: bool = False
     #: Evaluate on another dataset than the anonymizer was trained on (the unseen-action settings); None = the
     #: training data.
     data: DataConfig | None = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from stprivacy.config import ExperimentConfig, apply_overrides, from_dict, to_dict
 from stprivacy.data.build import build_datasets, split_validation
 from stprivacy.data.clips import ClipSet
+from stprivacy.data.disk import DiskVideos
 from stprivacy.data.pool import with_fixed_views
 from stprivacy.errors import CheckpointError, ConfigError
 from stprivacy.evaluation.instruments import actor_coverage
@@ -277,12 +278,20 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     for name in cfg.evaluate.baselines:
         evaluate_method(name, None, lambda n=name: baseline_clips(run, n, train_clips, test_clips, data,
                                                                   fit_on=fresh_train))
+    def views(name: str, ratio: float, transform) -> tuple[ClipSet, ClipSet]:
+        """The method's transform of both splits, into named files under eval/views when they are kept."""
+        def out(split: str, clips: ClipSet):
+            if not cfg.evaluate.keep_views:
+                return None
+            path = run.eval_dir / "views" / f"{name}_a{ratio:g}-{split}.u8"
+            return DiskVideos.create(tuple(clips.videos.shape), path)
+        return (transform(model, train_clips, ratio, cfg.runtime, out=out("train", train_clips)),
+                transform(model, test_clips, ratio, cfg.runtime, out=out("test", test_clips)))
+
     for a in cfg.evaluate.keep_ratios:
-        evaluate_method("stprivacy", a, lambda a=a: (anonymize_clips(model, train_clips, a, cfg.runtime),
-                                                     anonymize_clips(model, test_clips, a, cfg.runtime)))
+        evaluate_method("stprivacy", a, lambda a=a: views("stprivacy", a, anonymize_clips))
     for a in cfg.evaluate.sparsify_only:
-        evaluate_method(SPARSIFY_ONLY, a, lambda a=a: (sparsify_clips(model, train_clips, a, cfg.runtime),
-                                                       sparsify_clips(model, test_clips, a, cfg.runtime)))
+        evaluate_method(SPARSIFY_ONLY, a, lambda a=a: views(SPARSIFY_ONLY, a, sparsify_clips))
     data_cfg = cfg.evaluate.data or cfg.data
     dataset = data_cfg.kind + (f":{data_cfg.synth_preset}" if data_cfg.kind == "synthetic" else "")
     if cfg.evaluate.data is not None:

@@ -71,12 +71,12 @@ def transform_clips(transform: Callable[[torch.Tensor], torch.Tensor], clips: Cl
 
 
 def anonymize_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
-                    batch_size: int = 64) -> ClipSet:
+                    batch_size: int = 64, out: DiskVideos | None = None) -> ClipSet:
     """Every clip through the inference-mode (top-k) anonymizer, published as uint8 with the keep masks the
-    videos show."""
+    videos show (into ``out`` when given, see :func:`transform_clips`)."""
     model.to(runtime.torch_device()).eval()
     return transform_clips(lambda x: model.anonymize(x, keep_ratio)[0], clips, runtime, batch_size,
-                           desc=f"anonymize a={keep_ratio}", mask_grid=model.grid)
+                           desc=f"anonymize a={keep_ratio}", mask_grid=model.grid, out=out)
 
 
 #: The ablation that keeps the selector and drops the anonymizer (the paper's "sparsification only" row).
@@ -92,7 +92,7 @@ def keep_mask_pixels(mask: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
 
 
 def sparsify_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
-                   batch_size: int = 64) -> ClipSet:
+                   batch_size: int = 64, out: DiskVideos | None = None) -> ClipSet:
     """Sparsification alone: the tubelets the anonymizer keeps, with their *original* pixels, the rest black.
     With :func:`anonymize_clips` at ``a = 1`` (anonymization alone) it separates what each mechanism buys."""
     model.to(runtime.torch_device()).eval()
@@ -102,7 +102,7 @@ def sparsify_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime:
         return x * keep_mask_pixels(mask, model.grid).to(x.dtype)
 
     return transform_clips(keep_raw, clips, runtime, batch_size, desc=f"sparsify a={keep_ratio}",
-                           mask_grid=model.grid)
+                           mask_grid=model.grid, out=out)
 
 
 def apply_learned_baseline(transform: nn.Module, clips: ClipSet, runtime: RuntimeConfig, name: str,
