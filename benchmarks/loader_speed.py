@@ -2,12 +2,14 @@
 
     python benchmarks/loader_speed.py [--videos 96] [--workers 1 2] [--batch 32]
 
-1. **Decoding**: ``--videos`` HMDB51-like files (320 x 240, 30 fps, 3 s of real footage cut from the OpenCV
-   ``Megamind.avi`` sample in ``../shared/data/real_videos``, written as H.264) decoded into the paper's training
-   clips (2 views of 16 frames at stride 2, 112 x 112) by ``decode_clipset`` with each worker count, then read again
-   from the decoded-clip cache (memory-mapped).
-2. **Batches**: ``iterate_batches`` over the decoded clips (index, random flips; uint8 -> float on the CPU path,
-   left uint8 on the GPU path), in clips/s.
+1. **Decoding once**: ``--videos`` HMDB51-like files (320 x 240, 30 fps, 3 s of real footage cut from the OpenCV
+   ``Megamind.avi`` sample in ``../shared/data/real_videos``, written as H.264) decoded by ``decode_clipset`` with
+   each worker count into the training frame pool (every 2nd frame, short side 128: fresh clips every epoch), and
+   for comparison into 2 fixed views per video (the old path); then the pool reopened from the cache. The pool's
+   bytes per video give the cache's disk size for HMDB51 and UCF101.
+2. **Batches per epoch**: ``iterate_batches`` over the fresh clips of one draw (a temporal start and a 112 x 112
+   crop cut per clip from the pool on disk, random flips; uint8 -> float on the CPU path, left uint8 on the GPU
+   path), in clips/s, beside the same over fixed views read from disk.
 
 Training consumes clips at the rates ``gpu_bench.py`` prints; the loader is not the bottleneck when its rates here
 exceed those (decoding happens once per run and is cached; batch assembly happens every step).
@@ -16,6 +18,7 @@ exceed those (decoding happens once per run and is cached; batch assembly happen
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +47,7 @@ def make_videos(folder: Path, count: int) -> list[VideoEntry]:
     return entries
 
 
-def time_decode(entries, sampling, workers: int, cache_dir: Path | None) -> tuple[float, int]:
+def time_decode(entries, sampling, workers: int, cache_dir: Path | None):
     t0 = time.perf_counter()
     clips = decode_clipset(entries, sampling, train=True, action_names=[str(i) for i in range(51)],
                            attribute_names=[str(i) for i in range(5)], cache_dir=cache_dir, progress=False,
@@ -61,32 +64,54 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sampling = ClipSampling(num_frames=16, stride=2, size=112, train_views=2)
-    with tempfile.TemporaryDirectory() as tmp:
+    fixed = dataclasses.replace(sampling, fresh_clips=False)
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         entries = make_videos(Path(tmp) / "videos", args.videos)
         print(f"{args.videos} videos of 90 frames at 320x240 (real footage, H.264); clips of 16 frames at stride 2, "
-              f"112x112, 2 views per video; torch {torch.__version__}, {args.threads} threads")
+              f"112x112; torch {torch.__version__}, {args.threads} threads")
         print("| stage | workers | videos/s | clips/s |")
         print("|---|---|---|---|")
-        clips = None
+        pool = views = None
         for w in args.workers:
-            seconds, clips = time_decode(entries, sampling, w, None)
-            print(f"| decode (cold) | {w} | {len(entries) / seconds:.1f} | {2 * len(entries) / seconds:.1f} |")
+            seconds, pool = time_decode(entries, sampling, w, None)
+            print(f"| decode once into the frame pool (cold) | {w} | {len(entries) / seconds:.1f} | - |")
+        seconds, views = time_decode(entries, fixed, max(args.workers), None)
+        print(f"| decode into 2 fixed views (fresh_clips off) | {max(args.workers)} | {len(entries) / seconds:.1f} | "
+              f"{2 * len(entries) / seconds:.1f} |")
         cache = Path(tmp) / "cache"
         time_decode(entries, sampling, max(args.workers), cache)  # fills the cache
-        seconds, clips = time_decode(entries, sampling, 1, cache)
-        print(f"| decoded-clip cache (memory-mapped) | - | {len(entries) / seconds:.1f} | "
-              f"{2 * len(entries) / seconds:.1f} |")
-        for as_uint8, what in ((False, "float, the CPU path"), (True, "uint8, the GPU path: converted on the GPU")):
-            gen = torch.Generator().manual_seed(0)
-            n = 0
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < 3.0:
-                for batch in iterate_batches(clips, args.batch, shuffle=True, generator=gen, hflip=True,
-                                             as_uint8=as_uint8):
-                    n += len(batch["video"])
-            seconds = time.perf_counter() - t0
-            print(f"| batch assembly (batch {args.batch}, flips, {what}) | - | - | {n / seconds:.0f} |")
+        seconds, _ = time_decode(entries, sampling, 1, cache)
+        print(f"| frame pool reopened from the cache | - | {len(entries) / seconds:.0f} | - |")
+        for clips, source in ((pool, "fresh clips cut from the pool"), (views, "fixed views read from disk")):
+            for as_uint8, what in ((False, "float, CPU path"), (True, "uint8, GPU path")):
+                n, seconds = assemble(clips, args.batch, as_uint8)
+                print(f"| batches of {args.batch}: {source} ({what}) | - | - | {n / seconds:.0f} |")
+        per_video = pool.videos.pool.nbytes / len(entries)
+        print()
+        print(f"frame pool: {per_video / 2**20:.2f} MiB per 3 s video at 30 fps ({per_video / 45 / 1024:.1f} KiB per "
+              "pooled frame)")
+        for name, videos, seconds_each, fps in POOL_ESTIMATES:
+            frames = seconds_each * fps / sampling.stride
+            print(f"{name}: {videos} training videos x {seconds_each} s at {fps} fps -> "
+                  f"{videos * frames * per_video / 45 / 2**30:.0f} GiB of frame pool")
 
+
+#: Training videos of split 1 and their mean duration (HMDB51: about 3.2 s, at 30 fps; UCF101: 7.2 s at 25 fps, its
+#: paper's figure), 320 x 240 both: the pool's disk size is proportional to their product.
+POOL_ESTIMATES = (("HMDB51", 3570, 3.2, 30), ("UCF101", 9537, 7.2, 25))
+
+
+def assemble(clips, batch: int, as_uint8: bool) -> tuple[int, float]:
+    """Clips per second of one epoch's batches (at least 3 s of them, a new draw per pass)."""
+    gen = torch.Generator().manual_seed(0)
+    n, epoch = 0, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 3.0:
+        for b in iterate_batches(clips.at_draw((1, epoch)), batch, shuffle=True, generator=gen, hflip=True,
+                                 as_uint8=as_uint8):
+            n += len(b["video"])
+        epoch += 1
+    return n, time.perf_counter() - t0
 
 if __name__ == "__main__":
     main()
