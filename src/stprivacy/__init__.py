@@ -1,7 +1,12 @@
 """stprivacy: STPrivacy (ICCV 2023) privacy-preserving action recognition, end to end."""
 
-from stprivacy.models import FrameAttacker, ModelConfig, STPrivacy, VideoRecognizer, model_preset
+from stprivacy.lazy import exports
 
 __version__ = "0.1.0"
 
-__all__ = ["FrameAttacker", "ModelConfig", "STPrivacy", "VideoRecognizer", "__version__", "model_preset"]
+__getattr__, _names = exports(__name__, {
+    "models.anonymizer": ["STPrivacy"],
+    "models.config": ["ModelConfig", "model_preset"],
+    "models.recognizers": ["FrameAttacker", "VideoRecognizer"],
+})
+__all__ = [*_names, "__version__"]

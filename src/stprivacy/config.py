@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from stprivacy.data.real import ClipSampling
+from stprivacy.data.sampling import ClipSampling
 from stprivacy.errors import ConfigError
-from stprivacy.models.baselines import BdqConfig, SpactConfig, VitaConfig, check_baseline
+from stprivacy.models.baselines.config import BdqConfig, SpactConfig, VitaConfig, check_baseline
 from stprivacy.models.config import FrameAttackerConfig, ModelConfig, model_preset
 from stprivacy.runtime import RuntimeConfig
 

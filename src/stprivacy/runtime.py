@@ -1,4 +1,7 @@
-"""Where and how computations run: device, threads, mixed precision, seeding."""
+"""Where and how computations run: device, threads, mixed precision, seeding.
+
+torch is imported where it is used, so that reading a config (:mod:`stprivacy.config`) does not load it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import contextlib
 import os
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -37,6 +41,8 @@ class RuntimeConfig:
     def torch_device(self) -> torch.device:
         """The configured device; under ``torchrun`` with several processes, "cuda" means this process's own GPU
         (``cuda:LOCAL_RANK``)."""
+        import torch
+
         if self.device == "auto":
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
@@ -48,20 +54,29 @@ class RuntimeConfig:
     def apply_threads(self, processes: int = 1) -> None:
         """``threads``, or this machine's cores shared among ``processes`` (the ranks of a CPU ``torchrun``)."""
         n = self.threads or len(os.sched_getaffinity(0)) // max(1, processes)
+        import torch
+
         torch.set_num_threads(max(1, n))
 
     def compiled(self, model: torch.nn.Module):
         """The callable to train ``model`` with: ``torch.compile(model)`` when ``compile`` is on, else the model.
         Compiled and plain modules share their parameters, so checkpoints are unaffected."""
+        import torch
+
         return torch.compile(model) if self.compile else model
 
     def autocast(self, device: torch.device):
+        import torch
+
         if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

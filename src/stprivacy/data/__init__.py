@@ -1,5 +1,5 @@
-"""Data: the synthetic benchmark, video I/O, real datasets (HMDB51, UCF101, PA-HMDB51, manifests), clip sets."""
+"""Data: synthetic and real video sources, all producing :class:`ClipSet` (see :mod:`stprivacy.data.clips`)."""
 
-from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.lazy import exports
 
-__all__ = ["ClipSet", "to_float"]
+__getattr__, __all__ = exports(__name__, {"clips": ["ClipSet", "to_float"]})

@@ -1,16 +1,9 @@
 """Transformer parts shared by every video model: tubelets, keep-mask attention, blocks."""
 
-from stprivacy.layers.attention import MaskedAttention, attention_allowed
-from stprivacy.layers.block import Block, Mlp
-from stprivacy.layers.tubelets import TubeletEmbed, TubeletGrid, tubelets_to_video, video_to_tubelets
+from stprivacy.lazy import exports
 
-__all__ = [
-    "Block",
-    "MaskedAttention",
-    "Mlp",
-    "TubeletEmbed",
-    "TubeletGrid",
-    "attention_allowed",
-    "tubelets_to_video",
-    "video_to_tubelets",
-]
+__getattr__, __all__ = exports(__name__, {
+    "attention": ["MaskedAttention", "attention_allowed"],
+    "block": ["Block", "Mlp"],
+    "tubelets": ["TubeletEmbed", "TubeletGrid", "tubelets_to_video", "video_to_tubelets"],
+})

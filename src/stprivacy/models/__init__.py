@@ -1,16 +1,9 @@
 """Models: the STPrivacy anonymizer, the recognizers and attackers, their configs and presets."""
 
-from stprivacy.models.anonymizer import AnonymizerOutput, STPrivacy
-from stprivacy.models.config import MODEL_PRESETS, FrameAttackerConfig, ModelConfig, model_preset
-from stprivacy.models.recognizers import FrameAttacker, VideoRecognizer
+from stprivacy.lazy import exports
 
-__all__ = [
-    "MODEL_PRESETS",
-    "AnonymizerOutput",
-    "FrameAttacker",
-    "FrameAttackerConfig",
-    "ModelConfig",
-    "STPrivacy",
-    "VideoRecognizer",
-    "model_preset",
-]
+__getattr__, __all__ = exports(__name__, {
+    "anonymizer": ["AnonymizerOutput", "STPrivacy"],
+    "config": ["MODEL_PRESETS", "FrameAttackerConfig", "ModelConfig", "model_preset"],
+    "recognizers": ["FrameAttacker", "VideoRecognizer"],
+})

@@ -16,9 +16,12 @@ PAB             blocks after the last one   anonymization blocks over the kept t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from stprivacy.errors import KeepRatioError
-from stprivacy.layers.tubelets import TubeletGrid
+
+if TYPE_CHECKING:
+    from stprivacy.layers.tubelets import TubeletGrid
 
 
 @dataclass
@@ -84,10 +87,15 @@ class ModelConfig:
         if self.gumbel_tau <= 0:
             raise ValueError(f"gumbel_tau must be > 0, got {self.gumbel_tau}")
         validate_keep_ratio(self.keep_ratio)
-        _ = self.grid  # constructing the grid validates divisibility
+        t, ph, pw = self.tubelet
+        if self.num_frames % t or self.img_size % ph or self.img_size % pw:
+            raise ValueError(f"clip {self.num_frames}x{self.img_size}x{self.img_size} is not divisible by tubelet "
+                             f"{self.tubelet}")
 
     @property
     def grid(self) -> TubeletGrid:
+        from stprivacy.layers.tubelets import TubeletGrid  # torch: not needed to read a config
+
         return TubeletGrid(self.num_frames, self.img_size, self.img_size, self.tubelet)
 
     def with_(self, **changes) -> ModelConfig:

@@ -19,30 +19,12 @@ attacked like any other video.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class BdqConfig:
-    #: Initial blur standard deviation in pixels, and the largest the kernel can express (its radius is 3x this).
-    sigma_init: float = 1.0
-    sigma_max: float = 4.0
-    #: Quantization levels (bins = levels - 1 learned edges).
-    levels: int = 16
-    #: Steepness of the soft staircase in training.
-    beta: float = 50.0
-    #: Weight of the entropy term.
-    alpha: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.levels < 2:
-            raise ValueError(f"bdq.levels must be >= 2, got {self.levels}")
-        if not 0 < self.sigma_init <= self.sigma_max:
-            raise ValueError(f"bdq needs 0 < sigma_init <= sigma_max, got {self.sigma_init}, {self.sigma_max}")
+from stprivacy.models.baselines.config import BdqConfig
 
 
 class LearnableBlur(nn.Module):

@@ -12,32 +12,13 @@ anonymized frames of one clip hard to match removes what identifies the person, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stprivacy.models.baselines.config import SpactConfig
 from stprivacy.models.config import FrameAttackerConfig
 from stprivacy.models.recognizers import FrameAttacker
-
-
-@dataclass
-class SpactConfig:
-    #: UNet channels per level (each level halves the resolution).
-    widths: tuple[int, ...] = field(default_factory=lambda: (16, 32, 64))
-    #: Weight of the NT-Xent term.
-    omega: float = 1.0
-    temperature: float = 0.1
-    #: Output size of the SimCLR projection head.
-    projection_dim: int = 64
-    #: Epochs of reconstruction pre-training (L1 to the input) before the adversarial epochs.
-    pretrain_epochs: int = 1
-
-    def __post_init__(self) -> None:
-        self.widths = tuple(int(w) for w in self.widths)
-        if not self.widths:
-            raise ValueError("spact.widths needs at least one entry")
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:

@@ -13,28 +13,10 @@ ensemble, which is re-initialised every ``restart_every`` epochs ("model restart
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-
-@dataclass
-class VitaConfig:
-    #: Channels of the first convolution and of each stride-2 stage (the last one is the residual width).
-    widths: tuple[int, ...] = field(default_factory=lambda: (16, 32, 64))
-    residual_blocks: int = 2
-    #: Weight of the privacy budget term.
-    gamma: float = 1.0
-    #: Privacy models in the ensemble (each of every family in ``baselines.privacy_models``).
-    ensemble: int = 2
-    #: Re-initialise the privacy ensemble every this many adversarial epochs (0 = never).
-    restart_every: int = 2
-
-    def __post_init__(self) -> None:
-        self.widths = tuple(int(w) for w in self.widths)
-        if len(self.widths) < 2:
-            raise ValueError(f"vita.widths needs at least two entries, got {self.widths}")
+from stprivacy.models.baselines.config import VitaConfig
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
