@@ -51,4 +51,4 @@ def test_memory_videos_get_memory_outputs():
     videos = torch.zeros(2, 1, 3, 2, 4, 4, dtype=torch.uint8)
     out = new_videos_like(videos)
     write_clips(out, 1, torch.ones(1, 3, 2, 4, 4, dtype=torch.uint8))
-    assert isinstance(out, torch.Tensor) and out[1].sum() == 96 and out[0].sum() == 0
+    assert isinstance(out, torch.Tensor) and out.shape == videos.shape and (out[1] == 1).all()
