@@ -118,6 +118,11 @@ class TrainConfig:
     phase2_head_ce: float = 0.0
     #: Weight of an L1 identity anchor on the kept tubelets in phase 2 (0 = the paper).
     phase2_reconstruction: float = 0.0
+    #: Keep phase 1's selection through phase 2: the tubelet embedding, the blocks up to the last selection and
+    #: the token scorers stop learning, so only the anonymization blocks and the pixel decoder are trained by the
+    #: min-max (off = the paper, everything trains). On synthetic data phase 2 otherwise brings actor coverage
+    #: back to random (docs/results/seeds_quick.md).
+    phase2_freeze_selection: bool = False
     #: The anonymizer's learning rate in phase 2 as a multiple of ``lr`` (the recognizers keep ``lr``).
     anonymizer_lr_scale: float = 1.0
     #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the

@@ -82,3 +82,25 @@ def test_confusion_loss_is_zero_only_at_one_half_and_symmetric():
     assert confusion_loss(torch.zeros(4, 5)).item() == pytest.approx(0.0, abs=1e-7)
     right, wrong = confusion_loss(torch.full((1, 5), 3.0)), confusion_loss(torch.full((1, 5), -3.0))
     assert right.item() > 0.5 and right.item() == pytest.approx(wrong.item())
+
+
+def test_frozen_selection_keeps_phase_1s_choice_and_trains_the_rest(tmp_path):
+    from stprivacy.config import load_experiment
+    from stprivacy.data.build import build_datasets
+    from stprivacy.models import STPrivacy
+    from stprivacy.training.phase2 import train_phase2
+    from stprivacy.training.run_dir import RunDir
+
+    cfg = load_experiment("tiny", ["train.phase2_freeze_selection=true"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    model = STPrivacy(cfg.model, num_classes=len(train.action_names))
+    video = train.videos[:4, 0].float() / 255
+    before_mask = model.eval().anonymize(video, 0.7)[1]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    run = RunDir(tmp_path / "run")
+    run.create(cfg)
+    model, _ = train_phase2(model, train, cfg, run)
+    after = model.state_dict()
+    assert torch.equal(model.eval().anonymize(video, 0.7)[1], before_mask)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("scorers.", "vit.embed.")))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("to_pixels"))

@@ -184,10 +184,21 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
     return out
 
 
+def freeze_selection(f: STPrivacy) -> None:
+    """Everything that decides which tubelets are kept stops learning: the embedding, the blocks up to the last
+    selection, the scorers. What follows the last selection (the anonymization blocks, the decoder) still trains."""
+    last = f.cfg.selection_points[-1] if f.cfg.selection_points else 0
+    for part in (f.vit.embed, *f.vit.blocks[:last], f.scorers):
+        part.requires_grad_(False)
+    f.vit.pos_embed.requires_grad_(False)
+
+
 def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir, val: ClipSet | None = None
                  ) -> tuple[STPrivacy, Adversaries]:
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
+    if tc.phase2_freeze_selection:
+        freeze_selection(f)
     adv = Adversaries(cfg, len(train.action_names), len(train.attribute_names)).to(device)
     f.to(device).train()
     adv.train()
