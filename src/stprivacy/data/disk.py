@@ -23,6 +23,40 @@ import numpy as np
 import torch
 
 
+def open_store(path: str | Path | None, directory: str | Path | None, prefix: str) -> tuple[int, Path | None, Path]:
+    """A file to write: named at ``path`` (truncated), or anonymous in ``directory`` (default ``TMPDIR``),
+    unlinked at once so its space returns with the last descriptor. Returns (fd, path or None, its folder)."""
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644), path, path.parent
+    directory = Path(directory or tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".u8", dir=directory)
+    os.unlink(name)
+    return fd, None, directory
+
+
+def read_exact(fd: int, buf: np.ndarray, offset: int, what: Path | None) -> None:
+    """Fill ``buf`` from ``fd`` at ``offset``, or fail loudly (a truncated file)."""
+    if os.preadv(fd, [memoryview(buf).cast("B")], offset) != buf.nbytes:
+        raise OSError(f"short read from {what or 'an anonymous file'}")
+
+
+def write_exact(fd: int, data: np.ndarray, offset: int, what: Path | None) -> None:
+    if os.pwrite(fd, memoryview(data).cast("B"), offset) != data.nbytes:
+        raise OSError(f"short write to {what or 'an anonymous file'} (disk full?)")
+
+
+def split_key(key, length: int) -> tuple[np.ndarray, object, bool]:
+    """A tensor-style index ``videos[first]`` or ``videos[first, view]`` as (video positions, view or None, whether
+    ``first`` was a scalar)."""
+    first, view = key if isinstance(key, tuple) else (key, None)
+    first = first.numpy() if isinstance(first, torch.Tensor) else first
+    view = view.numpy() if isinstance(view, torch.Tensor) else view
+    return np.atleast_1d(np.arange(length)[first]), view, isinstance(first, (int, np.integer))
+
+
 class DiskVideos:
     """``N x V x 3 x T x H x W`` uint8 videos in a file, optionally seen through a subset ``index`` of its videos."""
 
@@ -41,17 +75,9 @@ class DiskVideos:
         temporary folder, ``TMPDIR``)."""
         if len(shape) != 6 or shape[2] != 3:
             raise ValueError(f"videos must be N x V x 3 x T x H x W, got {tuple(shape)}")
+        fd, path, directory = open_store(path, directory, "stprivacy-views-")
         if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             path.with_suffix(".json").write_text(json.dumps({"shape": list(shape), "dtype": "uint8"}))
-            directory = path.parent
-        else:
-            directory = Path(directory or tempfile.gettempdir())
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="stprivacy-views-", suffix=".u8", dir=directory)
-            os.unlink(name)  # anonymous: the data lives as long as the descriptor
         os.ftruncate(fd, int(np.prod(shape)))
         return cls._owned(fd, shape, path, directory)
 
@@ -95,11 +121,8 @@ class DiskVideos:
         return view
 
     def __getitem__(self, key) -> torch.Tensor:
-        first, view = key if isinstance(key, tuple) else (key, None)
-        first = first.numpy() if isinstance(first, torch.Tensor) else first
-        view = view.numpy() if isinstance(view, torch.Tensor) else view
-        scalar = isinstance(first, (int, np.integer))
-        videos = self._index[np.atleast_1d(np.arange(len(self))[first])]
+        positions, view, scalar = split_key(key, len(self))
+        videos = self._index[positions]
         v = self._stored[1]
         if view is None:
             out = np.empty((len(videos), *self._stored[1:]), dtype=np.uint8)
@@ -117,14 +140,10 @@ class DiskVideos:
         """Write ``clips`` (n x 3 x T x H x W uint8) as the flat clips ``first_clip ...`` (video-major, view-minor)
         of the stored file."""
         data = np.ascontiguousarray(clips.numpy(), dtype=np.uint8)
-        written = os.pwrite(self._fd, memoryview(data).cast("B"), first_clip * self._clip_bytes)
-        if written != data.nbytes:
-            raise OSError(f"short write to {self.path or 'an anonymous views file'} (disk full?)")
+        write_exact(self._fd, data, first_clip * self._clip_bytes, self.path)
 
     def _read(self, buf: np.ndarray, clip: int) -> None:
-        got = os.preadv(self._fd, [memoryview(buf).cast("B")], clip * self._clip_bytes)
-        if got != buf.nbytes:
-            raise OSError(f"short read from {self.path or 'an anonymous views file'}")
+        read_exact(self._fd, buf, clip * self._clip_bytes, self.path)
 
     def __repr__(self) -> str:
         where = self.path or f"anonymous file in {self.directory}"

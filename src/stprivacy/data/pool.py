@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stprivacy.data.disk import DiskVideos, write_clips
+from stprivacy.data.disk import DiskVideos, open_store, read_exact, split_key, write_clips, write_exact
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,8 @@ class FramePool:
     @classmethod
     def create(cls, path: str | Path | None = None, directory: str | Path | None = None) -> FramePool:
         """An empty pool: a named file (a cache: :meth:`save_index` records its videos) or an anonymous one."""
-        if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return cls(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644), [], path, path.parent)
-        directory = Path(directory or tempfile.gettempdir())
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="stprivacy-pool-", suffix=".u8", dir=directory)
-        os.unlink(name)
-        return cls(fd, [], None, directory)
+        fd, path, directory = open_store(path, directory, "stprivacy-pool-")
+        return cls(fd, [], path, directory)
 
     @classmethod
     def open(cls, path: str | Path) -> FramePool:
@@ -75,8 +67,7 @@ class FramePool:
         """Store one decoded video (``frames x H x W x 3`` uint8); returns its position in the pool."""
         data = np.ascontiguousarray(frames, dtype=np.uint8)
         n, h, w, _ = data.shape
-        if os.pwrite(self._fd, memoryview(data).cast("B"), self._end) != data.nbytes:
-            raise OSError(f"short write to {self.path or 'an anonymous frame pool'} (disk full?)")
+        write_exact(self._fd, data, self._end, self.path)
         self.videos.append(PooledVideo(self._end, n, h, w))
         self._end += data.nbytes
         return len(self.videos) - 1
@@ -90,8 +81,7 @@ class FramePool:
         """Frames ``first ... first + count - 1`` of video ``i``."""
         v = self.videos[i]
         out = np.empty((count, v.height, v.width, 3), dtype=np.uint8)
-        if os.preadv(self._fd, [memoryview(out).cast("B")], v.offset + first * v.frame_bytes) != out.nbytes:
-            raise OSError(f"short read from {self.path or 'an anonymous frame pool'}")
+        read_exact(self._fd, out, v.offset + first * v.frame_bytes, self.path)
         return out
 
     @property
@@ -145,12 +135,10 @@ class EpochClips:
         return frames[:, y:y + self.size, x:x + self.size].transpose(3, 0, 1, 2)
 
     def __getitem__(self, key) -> torch.Tensor:
-        first, view = key if isinstance(key, tuple) else (key, None)
+        positions, view, scalar = split_key(key, len(self))
         if view is not None and bool(np.any(np.asarray(view) != 0)):
             raise IndexError("fresh training clips have one view per video and draw")
-        first = first.numpy() if isinstance(first, torch.Tensor) else first
-        scalar = isinstance(first, (int, np.integer))
-        videos = self.index[np.atleast_1d(np.arange(len(self))[first])]
+        videos = self.index[positions]
         out = torch.from_numpy(np.stack([self.clip(int(i)) for i in videos]))
         if view is None:
             out = out.unsqueeze(1)
