@@ -246,8 +246,14 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     _check_model_fits_data(cfg, train_clips)
     # phase 3 trains its fresh recognizers on a fixed set of transformed clips: fresh training clips (a frame
     # pool) are drawn train_views times and written out once; learned baselines still train on fresh clips
+    # (written only when some method still needs its clips: a resumed evaluation with every result saved does not)
     fresh_train = train_clips
-    train_clips = with_fixed_views(train_clips, (cfg.evaluate.data or cfg.data).sampling.train_views)
+    fixed: list[ClipSet] = []
+
+    def phase3_train() -> ClipSet:
+        if not fixed:
+            fixed.append(with_fixed_views(fresh_train, (cfg.evaluate.data or cfg.data).sampling.train_views))
+        return fixed[0]
     model = load_anonymizer(run.path)
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     results: list[MethodResult] = []
@@ -276,7 +282,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
             results.append(r)
 
     for name in cfg.evaluate.baselines:
-        evaluate_method(name, None, lambda n=name: baseline_clips(run, n, train_clips, test_clips, data,
+        evaluate_method(name, None, lambda n=name: baseline_clips(run, n, phase3_train(), test_clips, data,
                                                                   fit_on=fresh_train))
     def views(name: str, ratio: float, transform) -> tuple[ClipSet, ClipSet]:
         """The method's transform of both splits, into named files under eval/views when they are kept."""
@@ -285,7 +291,8 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 return None
             path = run.eval_dir / "views" / f"{name}_a{ratio:g}-{split}.u8"
             return DiskVideos.create(tuple(clips.videos.shape), path)
-        return (transform(model, train_clips, ratio, cfg.runtime, out=out("train", train_clips)),
+        train_views = phase3_train()
+        return (transform(model, train_views, ratio, cfg.runtime, out=out("train", train_views)),
                 transform(model, test_clips, ratio, cfg.runtime, out=out("test", test_clips)))
 
     for a in cfg.evaluate.keep_ratios:
