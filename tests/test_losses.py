@@ -47,3 +47,25 @@ def test_publish_clamps_and_quantises_with_a_straight_through_gradient():
     assert torch.equal(p.detach(), torch.tensor([0.0, round(0.1234 * 255) / 255, 128 / 255, 1.0]))
     p.sum().backward()
     assert torch.equal(v.grad, torch.tensor([0.0, 1.0, 1.0, 0.0]))
+
+
+def test_attribute_discrepancy_hand_computed_and_blind_to_independent_features():
+    from stprivacy.losses import attribute_discrepancy
+
+    z = torch.tensor([[1, 0], [1, 1], [0, 0], [0, 1]])
+    # feature 0 follows attribute 0 exactly; feature 1 is the same for every clip
+    x = torch.tensor([[1.0, 5.0], [1.0, 5.0], [0.0, 5.0], [0.0, 5.0]], requires_grad=True)
+    std0 = torch.tensor([1.0, 1.0, 0.0, 0.0]).std().item()
+    # attribute 0: groups differ by 1 in feature 0 (in units of its std), not at all in feature 1;
+    # attribute 1: the groups {1, 3} and {0, 2} have the same means
+    expected = ((1.0 / std0) ** 2 / 2 + 0.0) / 2
+    loss = attribute_discrepancy(x, z)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert x.grad[:, 0].abs().sum() > 0  # the gradient pulls the groups' means together
+    # features that do not depend on any attribute give zero; an attribute with a one-clip group is skipped
+    assert attribute_discrepancy(torch.ones(4, 3), z).item() == 0.0
+    lonely = torch.tensor([[1], [0], [0], [0]])
+    assert attribute_discrepancy(x.detach(), lonely).item() == 0.0
+    with pytest.raises(ValueError, match="N x D"):
+        attribute_discrepancy(torch.ones(4), z)

@@ -123,6 +123,11 @@ class TrainConfig:
     #: min-max (off = the paper, everything trains). On synthetic data phase 2 otherwise brings actor coverage
     #: back to random (docs/results/seeds_quick.md).
     phase2_freeze_selection: bool = False
+    #: Weight of an attacker-free privacy term in phase 2 (0 = the paper): per private attribute, the squared
+    #: difference of the mean output features of clips with and without it, the features from a random per-frame
+    #: CNN of widths ``privacy_match_widths`` redrawn every 50 batches (training/appearance.py).
+    privacy_match: float = 0.0
+    privacy_match_widths: tuple[int, ...] = (16, 32, 64)
     #: The anonymizer's learning rate in phase 2 as a multiple of ``lr`` (the recognizers keep ``lr``).
     anonymizer_lr_scale: float = 1.0
     #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the
@@ -146,6 +151,8 @@ class TrainConfig:
         if self.adversary_steps < 1 or self.adversary_warmup_epochs < 0 or self.anonymizer_lr_scale <= 0:
             raise ConfigError("train.adversary_steps must be >= 1, train.adversary_warmup_epochs >= 0 and "
                               "train.anonymizer_lr_scale > 0")
+        if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
+            raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
         if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2
                                           and 0 < self.keep_ratio_range[0] <= self.keep_ratio_range[1] <= 1):
             raise ConfigError("train.keep_ratio_range must be [low, high] with 0 < low <= high <= 1, or empty")

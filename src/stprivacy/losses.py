@@ -77,6 +77,27 @@ def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_
     return (diff * keep).sum() / keep.sum().clamp_min(1.0)
 
 
+def attribute_discrepancy(features: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+    """How far the features of clips depend on each private attribute, measured without a learner.
+
+    For every attribute k the clips split into those with z_k = 1 and those with z_k = 0; the term is the squared
+    difference of the two groups' mean features, each feature in units of its standard deviation over all the
+    clips (detached), averaged over features and over the attributes whose groups both have two clips or more.
+    On random nonlinear features this is a maximum mean discrepancy under the features' kernel: zero when the
+    groups agree in distribution as far as those features can tell. ``features``: N x D; ``attributes``: N x K."""
+    if features.dim() != 2 or attributes.dim() != 2 or len(features) != len(attributes):
+        raise ValueError(f"attribute_discrepancy needs N x D features and N x K attributes, got "
+                         f"{tuple(features.shape)} and {tuple(attributes.shape)}")
+    x = features.float()
+    std = x.detach().std(dim=0).clamp_min(1e-4) if len(x) > 1 else torch.ones_like(x[0])
+    terms = []
+    for z in attributes.bool().T:
+        if z.sum() < 2 or (~z).sum() < 2:
+            continue  # a group too small to have a mean
+        terms.append(((x[z].mean(0) - x[~z].mean(0)) / std).pow(2).mean())
+    return torch.stack(terms).mean() if terms else x.sum() * 0.0
+
+
 # ------------------------------------------------------------------------------------------- learned baselines
 def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of independent Bernoulli predictions given as logits; largest (ln 2) at p = 1/2.

@@ -104,3 +104,19 @@ def test_frozen_selection_keeps_phase_1s_choice_and_trains_the_rest(tmp_path):
     assert torch.equal(model.eval().anonymize(video, 0.7)[1], before_mask)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("scorers.", "vit.embed.")))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("to_pixels"))
+
+
+def test_privacy_match_adds_its_weighted_term_to_the_anonymizer_objective():
+    from stprivacy.training.appearance import AppearanceMatch
+
+    cfg, f, adv, batch = _setup(["train.privacy_match=4.0"])
+    plain_cfg = _setup()[0]
+    totals = {}
+    for name, c, match in (("match", cfg, AppearanceMatch((4, 8))), ("plain", plain_cfg, None)):
+        g, a = copy.deepcopy(f), copy.deepcopy(adv)  # both runs start from the same weights
+        torch.manual_seed(1)
+        totals[name] = train_step(g, g, a, batch, c, _opts(g, a), 0.7, match)
+    assert "match" in totals["match"] and "match" not in totals["plain"]
+    assert totals["match"]["match"] > 0
+    assert totals["match"]["total"] == pytest.approx(totals["plain"]["total"] + 4.0 * totals["match"]["match"],
+                                                     rel=1e-4)

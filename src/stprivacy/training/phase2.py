@@ -6,6 +6,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
 
        L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)        (the paper, "neg_bce")
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
+       L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
    masked mean pooling), so gradients reach the token scorers through both.
@@ -43,6 +44,7 @@ from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import AttackerEnsemble
 from stprivacy.training import distributed
+from stprivacy.training.appearance import AppearanceMatch
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.optim import make_optimizer, warmup_cosine
@@ -73,9 +75,10 @@ def frozen(module: nn.Module):
 
 
 def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios,
-                      tubelet: tuple[int, int, int]):
+                      tubelet: tuple[int, int, int], match: AppearanceMatch | None = None):
     """Step 1's losses on one batch (call inside :func:`frozen`), and the detached output for step 2.
-    ``f`` is the anonymizer or its compiled forward; ``tubelet`` its tubelet size (for the identity anchor)."""
+    ``f`` is the anonymizer or its compiled forward; ``tubelet`` its tubelet size (for the identity anchor);
+    ``match`` the ``privacy_match`` term (None when off)."""
     tc = cfg.train
     out = f(batch["video"], keep_ratio=keep_ratio)
     video = publish(out.video) if tc.bounded_output else out.video
@@ -94,6 +97,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
     if tc.phase2_head_ce:
         losses["ce_head"] = action_loss(out.action_logits.float(), batch["action"])
         total = total + tc.phase2_head_ce * losses["ce_head"]
+    if match is not None:
+        # attacker-free: the output's random-CNN features may not depend on any attribute (appearance.py)
+        losses["match"] = match(video, batch["attributes"])
+        total = total + tc.privacy_match * losses["match"]
     if tc.phase2_reconstruction:
         losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
         total = total + tc.phase2_reconstruction * losses["recon"]
@@ -110,7 +117,7 @@ def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tens
 
 
 def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: ExperimentConfig, opts: dict,
-               keep_ratio: float) -> dict[str, float]:
+               keep_ratio: float, match: AppearanceMatch | None = None) -> dict[str, float]:
     """One phase-2 update: the anonymizer step, then ``adversary_steps`` recognizer steps on its detached output."""
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
@@ -118,7 +125,7 @@ def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: Experi
 
     def step1(part):
         with runtime.autocast(device), frozen(adv):
-            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios, f.grid.tubelet)
+            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios, f.grid.tubelet, match)
 
     for opt in opts.values():
         opt.zero_grad(set_to_none=True)
@@ -212,6 +219,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     scheds = {k: warmup_cosine(o, tc.phase2_epochs * steps, int(tc.warmup_epochs * steps)) for k, o in opts.items()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     forward = runtime.compiled(f)  # once per phase: compiling is slow
+    match = AppearanceMatch(tc.privacy_match_widths) if tc.privacy_match else None
     stem = run.checkpoint("phase2")
 
     def before_epoch(epoch: int) -> None:
@@ -223,12 +231,14 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         sums: dict[str, float] = {}
+        if match is not None:
+            match.reset(cfg.seed * 1000 + epoch)
         with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
                            desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress,
                            draw=(2, epoch)) as bar:
             for batch in bar:
-                losses = train_step(f, forward, adv, batch, cfg, opts, sample_keep_ratio(tc, cfg.model.keep_ratio,
-                                                                                         gen))
+                ratio = sample_keep_ratio(tc, cfg.model.keep_ratio, gen)
+                losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
                 for s in scheds.values():
                     s.step()
                 for k, v in losses.items():
