@@ -103,6 +103,12 @@ class TrainConfig:
     #: the anonymizer fight the strongest one in each batch (the smallest BCE), VITA's max over the ensemble.
     privacy_restart_every: int = 0
     privacy_ensemble: int = 1
+    #: A fresh attacker in the loop (this project's option, 0 = off): every ``privacy_refresh_every`` batches of
+    #: phase 2 the privacy recognizers restart from a new initialisation (Adam moments cleared) and the next
+    #: ``privacy_refresh_steps`` batches train them alone on the current output, the anonymizer frozen; the
+    #: min-max then resumes against an attacker that learnt today's output from scratch, as phase 3's does.
+    privacy_refresh_every: int = 0
+    privacy_refresh_steps: int = 50
     #: Attacker families the anonymizer fights in phase 2: ("vit",) is the paper; adding "frame" (a per-frame
     #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
     #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
@@ -151,6 +157,10 @@ class TrainConfig:
         if self.adversary_steps < 1 or self.adversary_warmup_epochs < 0 or self.anonymizer_lr_scale <= 0:
             raise ConfigError("train.adversary_steps must be >= 1, train.adversary_warmup_epochs >= 0 and "
                               "train.anonymizer_lr_scale > 0")
+        if self.privacy_refresh_every < 0 or (self.privacy_refresh_every
+                                              and not 0 < self.privacy_refresh_steps < self.privacy_refresh_every):
+            raise ConfigError("train.privacy_refresh_every must be >= 0, and when set, train.privacy_refresh_steps "
+                              "must lie in [1, privacy_refresh_every) so that the anonymizer still trains")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
             raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
         if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2

@@ -120,3 +120,67 @@ def test_privacy_match_adds_its_weighted_term_to_the_anonymizer_objective():
     assert totals["match"]["match"] > 0
     assert totals["match"]["total"] == pytest.approx(totals["plain"]["total"] + 4.0 * totals["match"]["match"],
                                                      rel=1e-4)
+
+
+def test_refresh_batches_start_at_every_multiple_but_the_first_and_last_refresh_steps():
+    from stprivacy.training.phase2 import is_refresh_batch
+
+    cfg = load_experiment("tiny", ["train.privacy_refresh_every=10", "train.privacy_refresh_steps=3"])
+    assert [i for i in range(35) if is_refresh_batch(cfg.train, i)] == [10, 11, 12, 20, 21, 22, 30, 31, 32]
+    assert not any(is_refresh_batch(load_experiment("tiny").train, i) for i in range(50))  # off by default
+
+
+@pytest.mark.parametrize("every,steps", [(-1, 1), (5, 0), (5, 5)])
+def test_refresh_settings_that_would_stop_the_anonymizer_are_config_errors(every, steps):
+    from stprivacy.config import ConfigError
+
+    with pytest.raises(ConfigError, match="privacy_refresh"):
+        load_experiment("tiny", [f"train.privacy_refresh_every={every}", f"train.privacy_refresh_steps={steps}"])
+
+
+def test_refresh_restarts_the_privacy_models_and_their_adam_moments_only():
+    from stprivacy.training.phase2 import adversary_step, refresh_privacy
+
+    cfg, f, adv, batch = _setup()
+    opts = _opts(f, adv)
+    f_before = copy.deepcopy(f.state_dict())
+    for _ in range(2):
+        adversary_step(f, adv, batch, cfg, opts["adversaries"])
+    # an adversary-only step trains the recognizers on the output and leaves the anonymizer as it was
+    assert all(torch.equal(f_before[k], v) for k, v in f.state_dict().items())
+    assert all(p.grad is None for p in f.parameters())
+    trained = copy.deepcopy(adv.privacy.state_dict())
+    opt = opts["adversaries"]
+    assert all(p in opt.state for p in adv.parameters())
+    torch.manual_seed(5)
+    refresh_privacy(adv, opt)
+    assert not any(p in opt.state for p in adv.privacy.parameters())
+    assert all(p in opt.state for p in adv.action.parameters())  # A keeps learning where it was
+    fresh = adv.privacy.state_dict()
+    changed = [k for k in trained if trained[k].is_floating_point() and not torch.equal(trained[k], fresh[k])]
+    assert changed and all(not k.endswith("num_batches_tracked") for k in changed)
+    # and the fresh models are a new draw of the initialisation: the same seed gives the same models
+    torch.manual_seed(5)
+    again = Adversaries(cfg, 4, 5).privacy
+    torch.manual_seed(5)
+    again.restart()
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), fresh.values(), strict=True))
+
+
+def test_phase2_with_refreshes_logs_each_one_and_still_trains_the_anonymizer(tmp_path):
+    from stprivacy.data.build import build_datasets
+    from stprivacy.training.phase2 import train_phase2
+    from stprivacy.training.run_dir import RunDir
+
+    # tiny: 32 clips of batch 8 = 4 batches per epoch, 8 in phase 2; refreshes at batches 3 and 6, one step each
+    cfg = load_experiment("tiny", ["train.phase2_epochs=2", "train.privacy_refresh_every=3",
+                                   "train.privacy_refresh_steps=1"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    model = STPrivacy(cfg.model, num_classes=len(train.action_names))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    run = RunDir(tmp_path / "run")
+    run.create(cfg)
+    model, _ = train_phase2(model, train, cfg, run)
+    refreshes = [e for e in run.read_log() if e["event"] == "privacy_refresh"]
+    assert [(e["epoch"], e["batch"]) for e in refreshes] == [(1, 3), (2, 6)]
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -18,7 +18,9 @@ The paper's negative BCE is maximised by making P *confidently wrong*, which a f
 Every other option here is off in the paper's presets; the synthetic presets use what the study in
 ``docs/results/recipe_study.md`` kept. Options: the privacy objective, adversary steps and warm-up on the phase-1
 output, privacy ensembles and restarts, phase 1's head CE kept, an anonymizer learning-rate scale, the published
-output's clamp-and-quantise in training, an identity anchor, a range of keep ratios.
+output's clamp-and-quantise in training, an identity anchor, a range of keep ratios, and privacy refreshes (every
+``privacy_refresh_every`` batches the privacy recognizers restart and train alone for ``privacy_refresh_steps``
+batches on the current output, so that the anonymizer next fights an attacker fresh to it, as in phase 3).
 """
 
 from __future__ import annotations
@@ -143,36 +145,62 @@ def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: Experi
     return {**f_losses, **{k: v for k, v in rec_losses.items() if k != "total"}}  # "total" is the anonymizer's
 
 
+def adversary_step(f: STPrivacy, adv: Adversaries, batch: dict, cfg: ExperimentConfig, opt,
+                   keep_ratio: float | None = None) -> dict[str, float]:
+    """One recognizer update on the output of a fixed anonymizer (no gradient reaches ``f``): the warm-up's and
+    the refresh's step."""
+    tc, runtime = cfg.train, cfg.runtime
+    device = runtime.torch_device()
+
+    def loss_fn(part):
+        with runtime.autocast(device), torch.no_grad():
+            out = f(part["video"], keep_ratio=keep_ratio)
+        video = publish(out.video) if tc.bounded_output else out.video
+        with runtime.autocast(device):
+            return recognizer_losses(adv, part, (video, out.keep_mask)), None
+
+    opt.zero_grad(set_to_none=True)
+    losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
+    distributed.apply_update(opt, [adv], losses)
+    return {k: v for k, v in losses.items() if k != "total"}
+
+
 def warm_up_adversaries(f: STPrivacy, adv: Adversaries, train: ClipSet, cfg: ExperimentConfig, opt, gen) -> None:
     """``adversary_warmup_epochs`` of recognizer steps on the frozen phase-1 anonymizer's output, so that the
     min-max starts against adversaries that already read what the output leaks."""
     tc, runtime = cfg.train, cfg.runtime
-    device = runtime.torch_device()
     epochs = tc.adversary_warmup_epochs
     if epochs <= 0:
         return
     steps = max(1, math.ceil(epochs * len(train) / tc.batch_size))
     done = passes = 0
     while done < steps:
-        with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
+        with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=runtime.torch_device(),
                            desc="phase 2 adversary warm-up", progress=runtime.progress, draw=(20, passes)) as bar:
             passes += 1
             for batch in bar:
                 if done >= steps:
                     break
-
-                def loss_fn(part):
-                    with runtime.autocast(device), torch.no_grad():
-                        out = f(part["video"])
-                    video = publish(out.video) if tc.bounded_output else out.video
-                    with runtime.autocast(device):
-                        return recognizer_losses(adv, part, (video, out.keep_mask)), None
-
-                opt.zero_grad(set_to_none=True)
-                losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
-                distributed.apply_update(opt, [adv], losses)
+                losses = adversary_step(f, adv, batch, cfg, opt)
                 bar.set_postfix(ce_A=f"{losses['rec_ce_A']:.3f}", bce_P=f"{losses['rec_bce_P']:.3f}")
                 done += 1
+
+
+def refresh_privacy(adv: Adversaries, opt) -> None:
+    """``privacy_refresh_every``: the privacy recognizers start again from a fresh initialisation, with no Adam
+    moments left from the models they replace, so that the next ``privacy_refresh_steps`` batches train a fresh
+    attacker on the current output, as phase 3 will."""
+    adv.privacy.restart()
+    for p in adv.privacy.parameters():
+        opt.state.pop(p, None)
+    distributed.broadcast_module(adv.privacy)
+
+
+def is_refresh_batch(tc, index: int) -> bool:
+    """Whether batch ``index`` of phase 2 (counted over all epochs) is one of a refresh's adversary-only batches:
+    the ``privacy_refresh_steps`` batches that start at every multiple of ``privacy_refresh_every`` but the first."""
+    every = tc.privacy_refresh_every
+    return bool(every) and index >= every and index % every < tc.privacy_refresh_steps
 
 
 def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg: ExperimentConfig
@@ -231,21 +259,33 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}  # refresh batches log only the recognizers' losses
         if match is not None:
             match.reset(cfg.seed * 1000 + epoch)
         with epoch_batches(train, tc.batch_size, generator=gen, hflip=cfg.data.hflip, device=device,
                            desc=f"phase 2 epoch {epoch + 1}/{tc.phase2_epochs}", progress=runtime.progress,
                            draw=(2, epoch)) as bar:
-            for batch in bar:
+            for i, batch in enumerate(bar):
                 ratio = sample_keep_ratio(tc, cfg.model.keep_ratio, gen)
-                losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
+                index = epoch * steps + i
+                if is_refresh_batch(tc, index):
+                    # the min-max pauses while a fresh attacker learns the current output (refresh_privacy)
+                    if index % tc.privacy_refresh_every == 0:
+                        refresh_privacy(adv, opts["adversaries"])
+                        run.log("privacy_refresh", phase=2, epoch=epoch + 1, batch=index)
+                    losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
+                else:
+                    losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
                 for s in scheds.values():
                     s.step()
                 for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v / steps
-                bar.set_postfix(ce_A=f"{losses['ce_A']:.3f}", bce_P=f"{losses['bce_P']:.3f}")
+                    sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
+                bar.set_postfix(ce_A=f"{losses.get('ce_A', losses.get('rec_ce_A')):.3f}",
+                                bce_P=f"{losses.get('bce_P', losses.get('rec_bce_P')):.3f}")
         distributed.broadcast_module(adv)  # BatchNorm statistics of the frame CNNs: rank 0's
-        return {**sums, **report_readings(validation_readings(f, adv, val, cfg), f"phase 2 epoch {epoch + 1}")}
+        means = {k: v / counts[k] for k, v in sums.items()}
+        return {**means, **report_readings(validation_readings(f, adv, val, cfg), f"phase 2 epoch {epoch + 1}")}
 
     run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=stem,
                modules={"anonymizer": f, "adversaries": adv}, optimizers=opts, schedulers=scheds, generator=gen,
