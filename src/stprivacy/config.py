@@ -109,6 +109,11 @@ class TrainConfig:
     #: min-max then resumes against an attacker that learnt today's output from scratch, as phase 3's does.
     privacy_refresh_every: int = 0
     privacy_refresh_steps: int = 50
+    #: The privacy recognizers of phase 2 read the output pixelated by this factor (block means; 1 = off, the
+    #: paper), in both steps. An anonymizer can fool a full-resolution recognizer with fine patterns that leave
+    #: colours and shapes readable to a fresh attacker; against block means it has to change the colours
+    #: themselves. Frame sizes must be divisible by it.
+    adversary_lowpass: int = 1
     #: Attacker families the anonymizer fights in phase 2: ("vit",) is the paper; adding "frame" (a per-frame
     #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
     #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
@@ -161,6 +166,8 @@ class TrainConfig:
                                               and not 0 < self.privacy_refresh_steps < self.privacy_refresh_every):
             raise ConfigError("train.privacy_refresh_every must be >= 0, and when set, train.privacy_refresh_steps "
                               "must lie in [1, privacy_refresh_every) so that the anonymizer still trains")
+        if self.adversary_lowpass < 1:
+            raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
             raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
         if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2

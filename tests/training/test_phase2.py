@@ -1,6 +1,7 @@
 """Phase 2's update: the anonymizer step against frozen recognizers, then the recognizers on the detached output."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -184,3 +185,25 @@ def test_phase2_with_refreshes_logs_each_one_and_still_trains_the_anonymizer(tmp
     refreshes = [e for e in run.read_log() if e["event"] == "privacy_refresh"]
     assert [(e["epoch"], e["batch"]) for e in refreshes] == [(1, 3), (2, 6)]
     assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_both_steps():
+    cfg, f, adv, batch = _setup(["train.adversary_lowpass=2"])
+    views = adv.privacy_views()
+    assert len(views) == len(adv.privacy) == 4 and all(v.member is p for v, p in zip(views, adv.privacy, strict=True))
+    for v in views:
+        v.eval()
+    video = batch["video"] * 0.5 + 0.25
+    checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(16, 16) * 0.2  # zero mean in every 2 x 2 block
+    with torch.no_grad():
+        for v, p in zip(views, adv.privacy, strict=True):
+            torch.testing.assert_close(v(video + checker), v(video), atol=1e-5, rtol=1e-4)
+            assert (p(video + checker) - p(video)).abs().max() > 1e-3  # the full-resolution member sees it
+    # the min-max runs through the views: both steps move the members behind them
+    cfg, f, adv, batch = _setup(["train.adversary_lowpass=2"])
+    before = copy.deepcopy(adv.privacy.state_dict())
+    losses = train_step(f, f, adv, batch, cfg, _opts(f, adv), 0.7)
+    assert math.isfinite(losses["bce_P"])
+    assert any(not torch.equal(before[k], v) for k, v in adv.privacy.state_dict().items())
+    with pytest.raises(Exception, match="adversary_lowpass"):
+        load_experiment("tiny", ["train.adversary_lowpass=0"])

@@ -43,6 +43,7 @@ from stprivacy.losses import (
     publish,
 )
 from stprivacy.models import STPrivacy, VideoRecognizer
+from stprivacy.models.baselines.fixed import pixelate
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import AttackerEnsemble
 from stprivacy.training import distributed
@@ -54,6 +55,21 @@ from stprivacy.training.phase1 import coverage_readings, report_readings, sample
 from stprivacy.training.run_dir import RunDir
 
 
+class LowPassView(nn.Module):
+    """A privacy recognizer that reads the video through a ``factor`` x ``factor`` pixelation (block means): the
+    view of ``train.adversary_lowpass``. Holds no parameters of its own."""
+
+    def __init__(self, member: nn.Module, factor: int):
+        super().__init__()
+        self.member, self.factor = member, factor
+        self.train(member.training)  # a view made mid-training must not flip its member's mode
+
+    def forward(self, video: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, c, t, h, w = video.shape
+        frames = pixelate(video.transpose(1, 2).reshape(b * t, c, h, w), self.factor)
+        return self.member(frames.reshape(b, t, c, h, w).transpose(1, 2), keep_mask)
+
+
 class Adversaries(nn.Module):
     """The auxiliary action recognizer A and the privacy recognizer(s) P of phase 2."""
 
@@ -62,6 +78,11 @@ class Adversaries(nn.Module):
         self.action = with_pretrained(VideoRecognizer(cfg.recognizer, num_actions))
         self.privacy = AttackerEnsemble(cfg.train.privacy_adversaries, cfg.train.privacy_ensemble, cfg.recognizer,
                                         cfg.frame_attacker, num_attributes)
+        self.lowpass = cfg.train.adversary_lowpass
+
+    def privacy_views(self) -> list[nn.Module]:
+        """The privacy members as the min-max uses them: each behind its low-pass view when one is set."""
+        return [LowPassView(p, self.lowpass) if self.lowpass > 1 else p for p in self.privacy]
 
 
 @contextlib.contextmanager
@@ -86,7 +107,7 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
     video = publish(out.video) if tc.bounded_output else out.video
     losses = {"spars": keep_ratio_loss(out.decisions, stage_ratios),
               "ce_A": action_loss(adv.action(video, out.keep_mask).float(), batch["action"])}
-    logits = [p(video, out.keep_mask).float() for p in adv.privacy]
+    logits = [p(video, out.keep_mask).float() for p in adv.privacy_views()]
     bces = torch.stack([privacy_loss(z, batch["attributes"]) for z in logits])
     losses["bce_P"] = bces.min()  # the strongest privacy recognizer's BCE, for the log and the guard
     if tc.privacy_objective == "confusion":
@@ -114,7 +135,7 @@ def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tens
     """Step 2's losses on the detached output: A's CE, the sum of every privacy member's BCE."""
     video, keep = published
     ce = action_loss(adv.action(video, keep).float(), batch["action"])
-    bces = torch.stack([privacy_loss(p(video, keep).float(), batch["attributes"]) for p in adv.privacy])
+    bces = torch.stack([privacy_loss(p(video, keep).float(), batch["attributes"]) for p in adv.privacy_views()])
     return {"rec_ce_A": ce, "rec_bce_P": bces.mean(), "total": ce + bces.sum()}
 
 
@@ -213,7 +234,7 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
 
     was_training = f.training
     published = anonymize_clips(f, val, cfg.model.keep_ratio, cfg.runtime)
-    top1, worst = probe_adversaries(adv.action, list(adv.privacy), published, cfg.runtime)
+    top1, worst = probe_adversaries(adv.action, adv.privacy_views(), published, cfg.runtime)
     out = {"val_A_top1": top1, "val_P_cmap": worst, **coverage_readings(f, val, cfg)}
     f.train(was_training)
     return out
