@@ -21,20 +21,29 @@ def _train(out, timeout=120):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _wait_for_run(run, proc) -> None:
+    """Until the run folder's log exists: on a loaded machine start-up alone (imports) can outlast a fixed delay,
+    and a process killed before creating its run leaves nothing to resume."""
+    deadline = time.time() + 120
+    while not (run / "log.jsonl").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+
+
 def test_sigkill_at_random_points_then_resume_matches_uninterrupted(tmp_path):
     ref = _train(tmp_path / "ref")
+    _wait_for_run(tmp_path / "ref", ref)
+    started = time.time()
     assert ref.wait(timeout=180) == 0
+    # kill moments are fractions of the reference run's own training time, so that they fall inside a run on a
+    # fast idle machine (a few seconds) as on a loaded one
+    duration = time.time() - started
     rng = random.Random(1234)
     killed_run = tmp_path / "killed"
     kills = 0
     for _ in range(4):
         proc = _train(killed_run)
-        # kill only once the run exists: on a loaded machine start-up alone (imports) can outlast a fixed delay,
-        # and a process killed before creating its run leaves nothing to resume
-        deadline = time.time() + 120
-        while not (killed_run / "log.jsonl").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.5, 4.0))
+        _wait_for_run(killed_run, proc)
+        time.sleep(rng.uniform(0.1, 0.7) * duration)
         if proc.poll() is not None:
             break  # it finished before the kill
         proc.send_signal(signal.SIGKILL)
