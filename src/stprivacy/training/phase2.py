@@ -21,6 +21,8 @@ output, privacy ensembles and restarts, phase 1's head CE kept, an anonymizer le
 output's clamp-and-quantise in training, an identity anchor, a range of keep ratios, and privacy refreshes (every
 ``privacy_refresh_every`` batches the privacy recognizers restart and train alone for ``privacy_refresh_steps``
 batches on the current output, so that the anonymizer next fights an attacker fresh to it, as in phase 3).
+A low-pass view (``adversary_lowpass``) makes the privacy recognizers read block means, so that fine patterns
+cannot fool them.
 """
 
 from __future__ import annotations
