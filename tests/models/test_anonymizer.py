@@ -144,3 +144,28 @@ def test_keep_all_ratio_keeps_every_token():
     model = tiny().eval()
     _, mask = model.anonymize(torch.rand(1, 3, 8, 32, 32), keep_ratio=1.0)
     assert bool(mask.all())
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_output_block_paints_each_tubelet_in_constant_blocks(train):
+    from stprivacy.models.baselines.fixed import pixelate
+
+    torch.manual_seed(0)
+    model = tiny(output_block=4).train(train)
+    video = torch.rand(2, 3, 8, 32, 32)
+    out = model(video, keep_ratio=0.7)
+    frames = out.video.transpose(1, 2).reshape(-1, 3, 32, 32)
+    # every 4 x 4 block is one value, so block means leave the output unchanged; it is not constant per tubelet
+    torch.testing.assert_close(pixelate(frames, 4), frames)
+    assert not torch.equal(pixelate(frames, 8), frames)
+    # dropped tubelets stay exactly zero (blocks never straddle two tubelets)
+    from stprivacy.layers import video_to_tubelets
+
+    tub = video_to_tubelets(out.video, (2, 8, 8)).reshape(2, 4, 16, -1)
+    assert torch.count_nonzero(tub[out.keep_mask == 0]) == 0
+    assert model.to_pixels.out_features == 3 * 2 * 2 * 2
+
+
+def test_output_block_must_divide_the_patch():
+    with pytest.raises(ValueError, match="output_block"):
+        tiny(output_block=3)

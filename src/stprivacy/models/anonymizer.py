@@ -9,6 +9,8 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
   decoded video is multiplied by the final mask, so a training-mode output never shows a dropped tubelet either.
 * In inference, each slice keeps its ``int(N * a^m)`` best-scored tokens, which are really gathered, so the cost
   falls with ``a``. The keep ratio is an argument of :meth:`STPrivacy.anonymize`.
+* ``output_block`` > 1 (an option) decodes each tubelet at a coarser resolution, so that the published output has
+  no fine pattern to hide an attribute in.
 * Masked means in the token scorer carry an epsilon: a fully dropped slice gives finite scores (the released code
   gives NaN).
 """
@@ -68,7 +70,7 @@ class STPrivacy(nn.Module):
         self.grid = cfg.grid
         self.vit = VideoViT(cfg)
         self.scorers = nn.ModuleList(TokenScorer(cfg.embed_dim, cfg.scorer_context) for _ in cfg.selection_points)
-        self.to_pixels = nn.Linear(cfg.embed_dim, self.grid.tubelet_numel)
+        self.to_pixels = nn.Linear(cfg.embed_dim, self.grid.tubelet_numel // cfg.output_block**2)
         self.action_head = ActionHead(cfg.embed_dim, num_classes) if num_classes else None
         self.apply(init_vit_weights)
 
@@ -80,6 +82,18 @@ class STPrivacy(nn.Module):
     def stage_ratios(self, keep_ratio: float | None = None) -> list[float]:
         a = self.cfg.keep_ratio if keep_ratio is None else keep_ratio
         return [a ** (m + 1) for m in range(len(self.cfg.selection_points))]
+
+    def decode(self, feats: torch.Tensor) -> torch.Tensor:
+        """``... x S x D`` token features -> ``... x S x (C*t*p*p)`` tubelet pixels (the layout of
+        :func:`~stprivacy.layers.video_to_tubelets`), each ``output_block`` x ``output_block`` block one value."""
+        k = self.cfg.output_block
+        pixels = self.to_pixels(feats)
+        if k == 1:
+            return pixels
+        c, (t, ph, pw) = self.grid.channels, self.grid.tubelet
+        lead = pixels.shape[:-1]
+        blocks = pixels.reshape(*lead, c, t, ph // k, 1, pw // k, 1)
+        return blocks.expand(*lead, c, t, ph // k, k, pw // k, k).reshape(*lead, -1)
 
     def no_weight_decay(self) -> set[str]:
         return {"vit.pos_embed"}
@@ -132,7 +146,7 @@ class STPrivacy(nn.Module):
             decisions.append(keep)
             x = self.vit.run_blocks(x, keep, start, stop)
         feats = self.vit.norm(x)
-        pixels = self.to_pixels(feats) * keep.unsqueeze(-1)
+        pixels = self.decode(feats) * keep.unsqueeze(-1)
         return AnonymizerOutput(
             video=tubelets_to_video(pixels, grid),
             keep_mask=keep.reshape(b, grid.slices, grid.tokens_per_slice),
@@ -174,7 +188,7 @@ class STPrivacy(nn.Module):
             decisions.append(mask_from_index(index, n_all).to(x.dtype))
             x = self.vit.run_blocks(x, None, start, stop)  # dropped tokens are gone: no mask needed
         feats = self.vit.norm(x)
-        pixels = self.to_pixels(feats).reshape(b, grid.slices, index.shape[-1], -1)
+        pixels = self.decode(feats).reshape(b, grid.slices, index.shape[-1], -1)
         pixels = scatter_tokens(pixels, index, n_all).reshape(b, grid.num_tokens, -1)
         keep_mask = decisions[-1] if decisions else x.new_ones(b, grid.slices, n_all)
         logits = None

@@ -58,6 +58,11 @@ class ModelConfig:
     #: a dropped tubelet showed (``tests/training/test_selector_learns.py``); False = each tubelet is judged by
     #: its own features alone.
     scorer_context: bool = True
+    #: The decoder paints each tubelet in ``output_block`` x ``output_block`` blocks of one colour (this project's
+    #: option; 1 = the paper's per-pixel linear decoder). A per-pixel decoder can hide an attribute in fine
+    #: patterns that a co-trained recognizer is fooled by and a fresh one reads back; a coarse output leaves only
+    #: block colours, which every attacker sees alike. It holds in training and in deployment alike.
+    output_block: int = 1
     #: Local ImageNet ViT weights (timm / DeiT layout, .safetensors or .pth) inflated into the trunk when a model is
     #: built for training; None = from scratch. See :mod:`stprivacy.models.pretrained`.
     pretrained: str | None = None
@@ -91,6 +96,9 @@ class ModelConfig:
         if self.num_frames % t or self.img_size % ph or self.img_size % pw:
             raise ValueError(f"clip {self.num_frames}x{self.img_size}x{self.img_size} is not divisible by tubelet "
                              f"{self.tubelet}")
+        if self.output_block < 1 or ph % self.output_block or pw % self.output_block:
+            raise ValueError(f"output_block must be >= 1 and divide the patch size {ph}x{pw}, got "
+                             f"{self.output_block}")
 
     @property
     def grid(self) -> TubeletGrid:
