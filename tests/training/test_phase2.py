@@ -187,6 +187,24 @@ def test_phase2_with_refreshes_logs_each_one_and_still_trains_the_anonymizer(tmp
     assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_epoch_restarts_go_through_the_refresh_restart(tmp_path, monkeypatch):
+    """``privacy_restart_every`` restarts P as a refresh does (Adam moments cleared, weights broadcast)."""
+    from stprivacy.data.build import build_datasets
+    from stprivacy.training import phase2
+    from stprivacy.training.run_dir import RunDir
+
+    calls = []
+    real = phase2.refresh_privacy
+    monkeypatch.setattr(phase2, "refresh_privacy", lambda adv, opt: calls.append(opt) or real(adv, opt))
+    cfg = load_experiment("tiny", ["train.phase2_epochs=3", "train.privacy_restart_every=2"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    run = RunDir(tmp_path / "run")
+    run.create(cfg)
+    _, adv = phase2.train_phase2(STPrivacy(cfg.model, num_classes=len(train.action_names)), train, cfg, run)
+    assert [e["epoch"] for e in run.read_log() if e["event"] == "privacy_restart"] == [3]
+    assert len(calls) == 1 and isinstance(calls[0], torch.optim.Optimizer)
+
+
 def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_both_steps():
     cfg, f, adv, batch = _setup(["train.adversary_lowpass=2"])
     views = adv.privacy_views()

@@ -277,7 +277,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
         if epoch == 0:  # a fresh phase 2 (a resumed one has its warmed-up adversaries in the checkpoint)
             warm_up_adversaries(f, adv, train, cfg, opts["adversaries"], gen)
         if tc.privacy_restart_every and epoch and epoch % tc.privacy_restart_every == 0:
-            adv.privacy.restart()
+            refresh_privacy(adv, opts["adversaries"])  # the same restart as a refresh's: moments cleared, broadcast
             run.log("privacy_restart", phase=2, epoch=epoch + 1)
 
     def epoch_fn(epoch: int) -> dict[str, float]:
