@@ -1,0 +1,38 @@
+import torch
+
+from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share
+from stprivacy.models.baselines.fixed import pixelate
+
+
+def _clips(n=120, seed=0):
+    """Grey clips with a square whose colour follows attribute 0 and whose fine texture follows attribute 1."""
+    g = torch.Generator().manual_seed(seed)
+    attrs = torch.randint(0, 2, (n, 2), generator=g)
+    videos = torch.full((n, 3, 2, 16, 16), 0.5)
+    for i in range(n):
+        videos[i, 0, :, 4:12, 4:12] = 0.8 if attrs[i, 0] else 0.2
+        if attrs[i, 1]:  # a zero-mean checkerboard: the histogram moves little, the block means not at all
+            checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(4, 4) * 0.05
+            videos[i, 1, :, 4:12, 4:12] += checker
+    return videos, attrs
+
+
+def test_colour_probe_reads_a_colour_attribute_and_not_a_shuffled_one():
+    videos, attrs = _clips()
+    aps = colour_probe(videos, attrs)
+    assert aps[0] > 95
+    shuffled = attrs[torch.randperm(len(attrs), generator=torch.Generator().manual_seed(1))]
+    assert colour_probe(videos, shuffled)[0] < 75
+
+
+def test_fine_pattern_share_is_zero_for_block_constant_video_and_high_for_a_pixel_code():
+    videos, _ = _clips()
+    frames = videos.transpose(1, 2).reshape(-1, 3, 16, 16)
+    blocky = pixelate(frames, 4).reshape(videos.shape[0], 2, 3, 16, 16).transpose(1, 2)
+    assert fine_pattern_share(blocky, 4) < 1e-6
+    noise = torch.rand(8, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert fine_pattern_share(noise, 4) > 0.8
+    # black pixels (dropped tubelets) are not content: blacking half the noise changes the share little
+    half = noise.clone()
+    half[..., :8] = 0
+    assert abs(fine_pattern_share(half, 4) - fine_pattern_share(noise, 4)) < 0.1
