@@ -31,7 +31,7 @@ def seed_table(runs: list[Path]) -> dict:
     methods = []
     for (name, ratio), ms in rows.items():
         row = {"name": name, "keep_ratio": ratio, "runs": len(ms)}
-        for key in ("action_top1", "privacy_cmap", "coverage"):
+        for key in ("action_top1", "privacy_cmap", "coverage", "fine_pattern"):
             values = [m.get(key) for m in ms]
             row[key], row[key + "_std"] = _stat(values)
             row[key + "_runs"] = values
@@ -41,22 +41,23 @@ def seed_table(runs: list[Path]) -> dict:
             "chance_cmap": chance, "methods": methods}
 
 
-def _fmt(row: dict, key: str) -> str:
+def _fmt(row: dict, key: str, digits: int = 1) -> str:
     if row[key] is None:
         return ""
-    runs = ", ".join(f"{v:.1f}" for v in row[key + "_runs"] if v is not None)
+    runs = ", ".join(f"{v:.{digits}f}" for v in row[key + "_runs"] if v is not None)
     return f"{row[key]:.2f} ± {row[key + '_std']:.2f} ({runs})"
 
 
 def markdown(table: dict) -> str:
     lines = [f"Whole-run seeds: {len(table['runs'])} ({', '.join(table['runs'])}); {table['dataset']}, "
              f"{table['split']} split; chance cMAP {table['chance_cmap']:.2f}. Mean ± sample std (per run).", "",
-             "| method | keep ratio | action top-1 (%) | worst-case privacy cMAP (%) | actor coverage |",
-             "|---|---|---|---|---|"]
+             "| method | keep ratio | action top-1 (%) | worst-case privacy cMAP (%) | actor coverage | "
+             "fine-pattern share |",
+             "|---|---|---|---|---|---|"]
     for row in table["methods"]:
         ratio = "" if row["keep_ratio"] is None else f"{row['keep_ratio']:.2f}"
         lines.append(f"| {row['name']} | {ratio} | {_fmt(row, 'action_top1')} | {_fmt(row, 'privacy_cmap')} | "
-                     f"{_fmt(row, 'coverage')} |")
+                     f"{_fmt(row, 'coverage')} | {_fmt(row, 'fine_pattern', 2)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from stprivacy.data.disk import DiskVideos
 from stprivacy.data.pool import with_fixed_views
 from stprivacy.errors import CheckpointError, ConfigError
 from stprivacy.evaluation.instruments import actor_coverage
+from stprivacy.evaluation.leakage import published_fine_pattern
 from stprivacy.evaluation.metrics import chance_cmap
 from stprivacy.evaluation.phase3 import SPARSIFY_ONLY, MethodResult, anonymize_clips, evaluate_clips, sparsify_clips
 from stprivacy.evaluation.report import build_report, result_from_json, result_to_json, write_report
@@ -275,6 +276,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
             r.coverage = coverage
+            r.fine_pattern = published_fine_pattern(clips[1].videos)
             if group.is_main:
                 path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,

@@ -27,3 +27,29 @@ def test_one_seed_shows_no_spread():
     table = markdown_table(build_report("synthetic", ["a", "b"], 50.0, [_result("raw", 0, 80.0, {"vit": 70.0})]))
     assert "±" not in table.split("\n", 3)[3] and "| raw |  | 80.00 | 70.00 |" in table
     assert "One seed" in table
+
+
+def test_fine_pattern_share_survives_json_and_shows_in_the_table():
+    from stprivacy.evaluation.report import result_from_json, result_to_json
+
+    r = _result("stprivacy", 0, 90.0, {"frame": 66.0})
+    r.fine_pattern = 0.74
+    back = result_from_json(result_to_json(r))
+    assert back.fine_pattern == pytest.approx(0.74)
+    report = build_report("synthetic", ["a", "b"], 50.0, [back, _result("raw", 0, 92.0, {"frame": 99.0})])
+    by_name = {m["name"]: m for m in report["methods"]}
+    assert by_name["stprivacy"]["fine_pattern"] == pytest.approx(0.74) and by_name["raw"]["fine_pattern"] is None
+    assert "| 0.74 |" in markdown_table(report) and "fine-pattern share" in markdown_table(report)
+
+
+def test_published_fine_pattern_reads_the_first_view_of_uint8_clips():
+    import torch
+
+    from stprivacy.evaluation.leakage import published_fine_pattern
+
+    noise = torch.randint(0, 256, (4, 2, 3, 2, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert published_fine_pattern(noise) > 0.8
+    flat = torch.full((4, 2, 3, 2, 16, 16), 128, dtype=torch.uint8)
+    flat[..., :8, :] = 30  # an edge on a block boundary: variation, none of it inside a block
+    assert published_fine_pattern(flat) < 1e-6
+    assert published_fine_pattern(noise[..., :15]) is None

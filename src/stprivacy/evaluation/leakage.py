@@ -65,3 +65,11 @@ def fine_pattern_share(videos: torch.Tensor, k: int = 4) -> float:
     centre = (frames * lit).sum((0, 2, 3), keepdim=True) / lit.sum().clamp_min(1)
     total = ((frames - centre) ** 2 * lit).sum()
     return float(inside / total.clamp_min(1e-12))
+
+
+def published_fine_pattern(videos, limit: int = 256, k: int = 4) -> float | None:
+    """:func:`fine_pattern_share` of the first view of the first ``limit`` published uint8 clips (``N x V x 3 x T x
+    H x W``, a tensor or on disk); None when the frames do not divide into ``k`` x ``k`` blocks."""
+    if videos.shape[-1] % k or videos.shape[-2] % k:
+        return None
+    return fine_pattern_share(videos[:limit, 0].float() / 255, k)

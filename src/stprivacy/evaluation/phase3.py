@@ -128,6 +128,9 @@ class MethodResult:
     attackers: dict[str, AttackResult] = field(default_factory=dict)
     #: Actor coverage of the kept tubelets on the test clips (STPrivacy on synthetic data; None elsewhere).
     coverage: float | None = None
+    #: Share of the published test clips' variation inside 4 x 4 blocks (``evaluation/leakage.py``): how much of
+    #: the output is a pixel-level pattern rather than an image (raw synthetic clips: about 0.2).
+    fine_pattern: float | None = None
 
     @property
     def worst(self) -> tuple[str, AttackResult]:
