@@ -123,6 +123,10 @@ class TrainConfig:
     privacy_objective: str = "neg_bce"
     #: Recognizer updates per anonymizer update (on the same detached output); the paper alternates 1:1.
     adversary_steps: int = 1
+    #: The anonymizer steps on every ``anonymizer_every``-th batch of phase 2; on the others the recognizers train
+    #: alone on the current output (WGAN's n_critic; 1 = the paper's 1:1). Unlike ``adversary_steps`` each of
+    #: those recognizer updates sees a new batch, so the recognizers catch up with the output, not with one batch.
+    anonymizer_every: int = 1
     #: Epochs of recognizer training on the frozen phase-1 output before the min-max starts (0 = none).
     adversary_warmup_epochs: float = 0.0
     #: Weight of phase 1's head CE kept in phase 2's anonymizer objective (0 = the paper).
@@ -159,6 +163,8 @@ class TrainConfig:
         if self.privacy_objective not in ("neg_bce", "confusion"):
             raise ConfigError(f"train.privacy_objective must be 'neg_bce' or 'confusion', got "
                               f"{self.privacy_objective!r}")
+        if self.anonymizer_every < 1:
+            raise ConfigError(f"train.anonymizer_every must be >= 1, got {self.anonymizer_every}")
         if self.adversary_steps < 1 or self.adversary_warmup_epochs < 0 or self.anonymizer_lr_scale <= 0:
             raise ConfigError("train.adversary_steps must be >= 1, train.adversary_warmup_epochs >= 0 and "
                               "train.anonymizer_lr_scale > 0")

@@ -205,6 +205,27 @@ def test_epoch_restarts_go_through_the_refresh_restart(tmp_path, monkeypatch):
     assert len(calls) == 1 and isinstance(calls[0], torch.optim.Optimizer)
 
 
+def test_anonymizer_every_n_steps_the_anonymizer_on_every_nth_batch_only(tmp_path, monkeypatch):
+    from stprivacy.config import ConfigError
+    from stprivacy.data.build import build_datasets
+    from stprivacy.training import phase2
+    from stprivacy.training.run_dir import RunDir
+
+    calls = []
+    for name in ("train_step", "adversary_step"):
+        real = getattr(phase2, name)
+        monkeypatch.setattr(phase2, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
+    # tiny: 4 batches per epoch, 8 in phase 2: the anonymizer on batches 0, 3, 6
+    cfg = load_experiment("tiny", ["train.phase2_epochs=2", "train.anonymizer_every=3"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    run = RunDir(tmp_path / "run")
+    run.create(cfg)
+    phase2.train_phase2(STPrivacy(cfg.model, num_classes=len(train.action_names)), train, cfg, run)
+    assert calls == ["train_step", "adversary_step", "adversary_step"] * 2 + ["train_step", "adversary_step"]
+    with pytest.raises(ConfigError, match="anonymizer_every"):
+        load_experiment("tiny", ["train.anonymizer_every=0"])
+
+
 def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_both_steps():
     cfg, f, adv, batch = _setup(["train.adversary_lowpass=2"])
     views = adv.privacy_views()

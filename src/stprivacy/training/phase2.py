@@ -21,8 +21,9 @@ output, privacy ensembles and restarts, phase 1's head CE kept, an anonymizer le
 output's clamp-and-quantise in training, an identity anchor, a range of keep ratios, and privacy refreshes (every
 ``privacy_refresh_every`` batches the privacy recognizers restart and train alone for ``privacy_refresh_steps``
 batches on the current output, so that the anonymizer next fights an attacker fresh to it, as in phase 3).
-A low-pass view (``adversary_lowpass``) makes the privacy recognizers read block means, so that fine patterns
-cannot fool them.
+With ``anonymizer_every = n`` the anonymizer steps on every n-th batch only and the recognizers train alone on
+the others (WGAN's n_critic). A low-pass view (``adversary_lowpass``) makes the privacy recognizers read block
+means, so that fine patterns cannot fool them.
 """
 
 from __future__ import annotations
@@ -296,6 +297,9 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                     if index % tc.privacy_refresh_every == 0:
                         refresh_privacy(adv, opts["adversaries"])
                         run.log("privacy_refresh", phase=2, epoch=epoch + 1, batch=index)
+                    losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
+                elif index % tc.anonymizer_every:
+                    # the recognizers alone, on a new batch of the current output (anonymizer_every)
                     losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
                 else:
                     losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
