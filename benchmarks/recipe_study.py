@@ -22,14 +22,17 @@ from pathlib import Path
 
 import torch
 
-from stprivacy.config import load_experiment
+from stprivacy.config import load_experiment, peak_lr
 from stprivacy.data.build import split_validation
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
-from stprivacy.evaluation.instruments import actor_coverage
+from stprivacy.evaluation.instruments import actor_coverage, probe_adversaries
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
+from stprivacy.losses import privacy_loss
 from stprivacy.models import STPrivacy
 from stprivacy.runtime import seed_everything
+from stprivacy.training.batches import iterate_batches
+from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2
 from stprivacy.training.run_dir import RunDir
@@ -45,8 +48,43 @@ PHASE1_KEYS = ("model.", "train.phase1", "train.keep_ratio_range", "train.lr", "
 _phase1_cache: dict[tuple, dict] = {}
 
 
+def catch_up(model: STPrivacy, adv, train, val, cfg, checkpoints: list[int]) -> dict[str, dict[int, float]]:
+    """How far behind the final anonymizer phase 2's privacy recognizers are: they keep training on its published
+    output (the anonymizer frozen, as phase 3's attackers train) and their worst validation cMAP is read after each
+    number of batches in ``checkpoints``; then the same for freshly initialised recognizers. A co-trained curve
+    that climbs to the fresh one within a few batches means the anonymizer was only one step ahead of them."""
+    a, runtime = cfg.model.keep_ratio, cfg.runtime
+    published_train = anonymize_clips(model, train, a, runtime)
+    published_val = anonymize_clips(model, val, a, runtime)
+    curves = {}
+    for name in ("cotrained", "fresh"):
+        if name == "fresh":
+            adv.privacy.restart()
+        views = adv.privacy_views()
+        opt = make_optimizer(adv.privacy, peak_lr(cfg.train), cfg.train.weight_decay)
+        gen = torch.Generator().manual_seed(cfg.seed + 99)
+        curve = {0: probe_adversaries(adv.action, views, published_val, runtime)[1]}
+        step = 0
+        while step < max(checkpoints):
+            for batch in iterate_batches(published_train, cfg.train.batch_size, shuffle=True, generator=gen):
+                for v in views:
+                    v.train()
+                loss = sum(privacy_loss(v(batch["video"], batch["keep_mask"]).float(), batch["attributes"])
+                           for v in views)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if step in checkpoints:
+                    curve[step] = probe_adversaries(adv.action, views, published_val, runtime)[1]
+                if step >= max(checkpoints):
+                    break
+        curves[name] = curve
+    return curves
+
+
 def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: bool, data: dict,
-               probe_ratios: list[float] | None = None) -> dict:
+               probe_ratios: list[float] | None = None, catchup: list[int] | None = None) -> dict:
     cfg = load_experiment(base, [*overrides, f"seed={seed}", "runtime.progress=false"])
     cfg.runtime.apply_threads()
     train, val = data["train"], data["val"]
@@ -62,10 +100,13 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
         else:
             train_phase1(model, train, cfg, run, val)
             _phase1_cache[key] = copy.deepcopy(model.state_dict())
+        adv = None
         if "2" in phases:
-            train_phase2(model, train, cfg, run, val)
+            model, adv = train_phase2(model, train, cfg, run, val)
         epochs = [e for e in run.read_log() if e["event"] == "epoch"]
     row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
+    if catchup and adv is not None:
+        row["catchup"] = catch_up(model, adv, train, val, cfg, catchup)
     model.eval()
     for a in cfg.evaluate.keep_ratios:
         reading = actor_coverage(model, val, a, cfg.runtime)
@@ -94,6 +135,8 @@ def main() -> None:
     ap.add_argument("--probe", action="store_true", help="the phase-3 suite on validation after training")
     ap.add_argument("--probe-ratios", type=float, nargs="+", help="keep ratios of the probe (default: the preset's)")
     ap.add_argument("--set", action="append", default=[], help="an override for every recipe")
+    ap.add_argument("--catchup", type=int, nargs="+", help="after phase 2, the privacy recognizers' validation cMAP "
+                    "after this many more batches on the final output, co-trained and fresh (catch_up)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     base = load_experiment(args.base, args.set)
@@ -109,7 +152,7 @@ def main() -> None:
         for text in args.recipe:
             name, overrides = parse_recipe(text)
             row = {"recipe": name, **run_recipe(args.base, [*args.set, *overrides], seed, args.phases, args.probe,
-                                                 data_by_seed[seed], args.probe_ratios)}
+                                                 data_by_seed[seed], args.probe_ratios, args.catchup)}
             with args.out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             last = row["epochs"][-1] if row["epochs"] else {}
