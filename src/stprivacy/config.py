@@ -127,6 +127,11 @@ class TrainConfig:
     #: alone on the current output (WGAN's n_critic; 1 = the paper's 1:1). Unlike ``adversary_steps`` each of
     #: those recognizer updates sees a new batch, so the recognizers catch up with the output, not with one batch.
     anonymizer_every: int = 1
+    #: Deploy the exponential moving average of the anonymizer's phase-2 weights with this decay (0 = off, the
+    #: paper: the last iterate). Gradient play in a min-max tends to cycle around the equilibrium (the anonymizer
+    #: switches codes, the recognizers follow); the average of the iterates sits nearer its centre than any one
+    #: of them. The validation instruments of phase 2 read the average too.
+    anonymizer_ema: float = 0.0
     #: Epochs of recognizer training on the frozen phase-1 output before the min-max starts (0 = none).
     adversary_warmup_epochs: float = 0.0
     #: Weight of phase 1's head CE kept in phase 2's anonymizer objective (0 = the paper).
@@ -163,6 +168,8 @@ class TrainConfig:
         if self.privacy_objective not in ("neg_bce", "confusion"):
             raise ConfigError(f"train.privacy_objective must be 'neg_bce' or 'confusion', got "
                               f"{self.privacy_objective!r}")
+        if not 0 <= self.anonymizer_ema < 1:
+            raise ConfigError(f"train.anonymizer_ema must lie in [0, 1), got {self.anonymizer_ema}")
         if self.anonymizer_every < 1:
             raise ConfigError(f"train.anonymizer_every must be >= 1, got {self.anonymizer_every}")
         if self.adversary_steps < 1 or self.adversary_warmup_epochs < 0 or self.anonymizer_lr_scale <= 0:

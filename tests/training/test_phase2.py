@@ -226,6 +226,30 @@ def test_anonymizer_every_n_steps_the_anonymizer_on_every_nth_batch_only(tmp_pat
         load_experiment("tiny", ["train.anonymizer_every=0"])
 
 
+def test_anonymizer_ema_returns_and_checkpoints_the_average_of_the_iterates(tmp_path):
+    from stprivacy.config import ConfigError
+    from stprivacy.data.build import build_datasets
+    from stprivacy.training.checkpoint import load_modules
+    from stprivacy.training.phase2 import train_phase2, weight_average
+    from stprivacy.training.run_dir import RunDir
+
+    cfg = load_experiment("tiny", ["train.phase2_epochs=2", "train.anonymizer_ema=0.5"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    model = STPrivacy(cfg.model, num_classes=len(train.action_names))
+    run = RunDir(tmp_path / "run")
+    run.create(cfg)
+    returned, _ = train_phase2(model, train, cfg, run)
+    last = STPrivacy(cfg.model, num_classes=len(train.action_names))
+    average = weight_average(STPrivacy(cfg.model, num_classes=len(train.action_names)), 0.5)
+    load_modules(run.checkpoint("phase2"), {"anonymizer": last, "anonymizer_average": average})
+    assert int(average.n_averaged) == 8  # one update per anonymizer step: 4 batches x 2 epochs
+    got = returned.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in average.module.state_dict().items())
+    assert not all(torch.equal(got[k], v) for k, v in last.state_dict().items())  # not the last iterate
+    with pytest.raises(ConfigError, match="anonymizer_ema"):
+        load_experiment("tiny", ["train.anonymizer_ema=1.0"])
+
+
 def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_both_steps():
     cfg, f, adv, batch = _setup(["train.adversary_lowpass=2"])
     views = adv.privacy_views()

@@ -21,6 +21,7 @@ output, privacy ensembles and restarts, phase 1's head CE kept, an anonymizer le
 output's clamp-and-quantise in training, an identity anchor, a range of keep ratios, and privacy refreshes (every
 ``privacy_refresh_every`` batches the privacy recognizers restart and train alone for ``privacy_refresh_steps``
 batches on the current output, so that the anonymizer next fights an attacker fresh to it, as in phase 3).
+``anonymizer_ema`` deploys the moving average of the anonymizer's weights instead of its last iterate.
 With ``anonymizer_every = n`` the anonymizer steps on every n-th batch only and the recognizers train alone on
 the others (WGAN's n_critic). A low-pass view (``adversary_lowpass``) makes the privacy recognizers read block
 means, so that fine patterns cannot fool them.
@@ -33,6 +34,7 @@ import math
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
@@ -252,6 +254,13 @@ def freeze_selection(f: STPrivacy) -> None:
     f.vit.pos_embed.requires_grad_(False)
 
 
+def weight_average(f: STPrivacy, decay: float) -> AveragedModel | None:
+    """The moving average of the anonymizer's weights that ``train.anonymizer_ema`` deploys (None when off)."""
+    if not decay:
+        return None
+    return AveragedModel(f, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDir, val: ClipSet | None = None
                  ) -> tuple[STPrivacy, Adversaries]:
     tc, runtime = cfg.train, cfg.runtime
@@ -273,6 +282,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     forward = runtime.compiled(f)  # once per phase: compiling is slow
     match = AppearanceMatch(tc.privacy_match_widths) if tc.privacy_match else None
     stem = run.checkpoint("phase2")
+    average = weight_average(f, tc.anonymizer_ema)
+    deployed = f if average is None else average.module  # what the instruments read and phase 2 returns
 
     def before_epoch(epoch: int) -> None:
         if epoch == 0:  # a fresh phase 2 (a resumed one has its warmed-up adversaries in the checkpoint)
@@ -303,6 +314,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                     losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
                 else:
                     losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
+                    if average is not None:
+                        average.update_parameters(f)
                 for s in scheds.values():
                     s.step()
                 for k, v in losses.items():
@@ -312,9 +325,14 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                                 bce_P=f"{losses.get('bce_P', losses.get('rec_bce_P')):.3f}")
         distributed.broadcast_module(adv)  # BatchNorm statistics of the frame CNNs: rank 0's
         means = {k: v / counts[k] for k, v in sums.items()}
-        return {**means, **report_readings(validation_readings(f, adv, val, cfg), f"phase 2 epoch {epoch + 1}")}
+        return {**means, **report_readings(validation_readings(deployed, adv, val, cfg),
+                                           f"phase 2 epoch {epoch + 1}")}
 
-    run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=stem,
-               modules={"anonymizer": f, "adversaries": adv}, optimizers=opts, schedulers=scheds, generator=gen,
-               tc=tc, epoch_fn=epoch_fn, before_epoch=before_epoch)
+    modules = {"anonymizer": f, "adversaries": adv}
+    if average is not None:
+        modules["anonymizer_average"] = average  # resumes with the average, not only the last iterate
+    run_epochs(phase=2, epochs=tc.phase2_epochs, run=run, stem=stem, modules=modules, optimizers=opts,
+               schedulers=scheds, generator=gen, tc=tc, epoch_fn=epoch_fn, before_epoch=before_epoch)
+    if average is not None:
+        f.load_state_dict(average.module.state_dict())
     return f, adv
