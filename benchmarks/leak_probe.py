@@ -5,12 +5,15 @@
 For each run folder: render the ``val`` stream of the run's seed (never the test split), anonymize it at the keep
 ratio, and print, for the raw clips and the output, the colour-histogram linear probe's APs and the fine-pattern
 share (``stprivacy.evaluation.leakage``); for the output also the actor's mean colour by skin-colour class. With
-``--grid``, a picture of raw and anonymized frames of both skin-colour classes.
+``--grid``, a picture of raw and anonymized frames of both skin-colour classes. With ``--mask-only``, a fresh
+phase-3 suite (the run's own ``evaluate`` settings) trained on the run's training split and tested on the validation
+clips, both showing only the keep mask (kept tubelets grey): what *which* tubelets are kept tells by itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import torch
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
 from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share
-from stprivacy.evaluation.phase3 import anonymize_clips
+from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips, keep_mask_pixels
 from stprivacy.pipeline import load_anonymizer
 from stprivacy.runtime import RuntimeConfig
 from stprivacy.training.run_dir import RunDir
@@ -36,7 +39,29 @@ def actor_colour(videos: torch.Tensor, actor: torch.Tensor, group: torch.Tensor)
     return out
 
 
-def probe_run(run_dir: Path, clips: int, keep_ratio: float) -> tuple[dict, torch.Tensor, torch.Tensor, np.ndarray]:
+def mask_only(clips, grid):
+    """The published clips with every kept tubelet grey (128) and the rest black: the keep mask alone."""
+    v = clips.videos
+    n, views = v.shape[:2]
+    masks = clips.keep_masks.reshape(n * views, *clips.keep_masks.shape[2:])
+    lit = (keep_mask_pixels(masks, grid) * 128).to(torch.uint8).reshape(n, views, 1, *v.shape[3:])
+    return dataclasses.replace(clips, videos=lit.expand_as(v).contiguous())
+
+
+def mask_only_attack(run_dir: Path, val, keep_ratio: float) -> dict:
+    cfg = RunDir(run_dir).config()
+    cfg.runtime.progress, cfg.evaluate.seeds = False, 1
+    model = load_anonymizer(run_dir)
+    train = render_split(synth_preset(cfg.data.synth_preset), cfg.data.train_size, cfg.seed, "train", 1,
+                         progress=False)
+    published = [anonymize_clips(model, c, keep_ratio, cfg.runtime) for c in (train, val)]
+    r = evaluate_clips("mask-only", keep_ratio, *(mask_only(c, model.grid) for c in published), cfg, cfg.seed)
+    return {"action_top1": r.action_top1, "worst_cmap": r.worst[1].cmap,
+            "per_attribute_ap": {k: v.per_attribute_ap for k, v in r.attackers.items()}}
+
+
+def probe_run(run_dir: Path, clips: int, keep_ratio: float, masks: bool = False
+              ) -> tuple[dict, torch.Tensor, torch.Tensor, np.ndarray]:
     cfg = RunDir(run_dir).config()
     model = load_anonymizer(run_dir)
     val = render_split(synth_preset(cfg.data.synth_preset), clips, cfg.seed, "val", 1, progress=False)
@@ -50,6 +75,8 @@ def probe_run(run_dir: Path, clips: int, keep_ratio: float) -> tuple[dict, torch
            "fine_pattern_share_output": round(fine_pattern_share(anon), 3),
            "actor_colour_raw_by_skin": actor_colour(raw, val.actor_masks[:, 0], skin),
            "actor_colour_output_by_skin": actor_colour(anon, val.actor_masks[:, 0], skin)}
+    if masks:
+        row["mask_only"] = mask_only_attack(run_dir, val, keep_ratio)
     return row, raw, anon, skin.numpy()
 
 
@@ -81,10 +108,11 @@ def main() -> None:
     ap.add_argument("--keep-ratio", type=float, default=0.7)
     ap.add_argument("--grid", type=Path, help="a PNG of raw and anonymized frames (of the first run)")
     ap.add_argument("--out", type=Path, help="append one JSON line per run")
+    ap.add_argument("--mask-only", action="store_true", help="a fresh phase-3 suite on the keep mask alone (minutes)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     for k, run_dir in enumerate(args.runs):
-        row, raw, anon, skin = probe_run(run_dir, args.clips, args.keep_ratio)
+        row, raw, anon, skin = probe_run(run_dir, args.clips, args.keep_ratio, args.mask_only)
         print(json.dumps(row))
         if args.out:
             with args.out.open("a") as fh:
