@@ -36,3 +36,14 @@ def test_fine_pattern_share_is_zero_for_block_constant_video_and_high_for_a_pixe
     half = noise.clone()
     half[..., :8] = 0
     assert abs(fine_pattern_share(half, 4) - fine_pattern_share(noise, 4)) < 0.1
+
+
+def test_black_pixels_inside_a_block_are_not_content_and_the_share_stays_below_one():
+    videos, _ = _clips()
+    blackened = videos.clone()
+    blackened[:, :, :, 5:11, 5:11] = 0  # a black shape whose edges cut through 4 x 4 blocks
+    assert 0 <= fine_pattern_share(blackened, 4) <= 1
+    frames = videos.transpose(1, 2).reshape(-1, 3, 16, 16)
+    blocky = pixelate(frames, 4).reshape(videos.shape[0], 2, 3, 16, 16).transpose(1, 2).clone()
+    blocky[:, :, :, 5:11, 5:11] = 0
+    assert fine_pattern_share(blocky, 4) < 1e-6  # constant blocks stay constant around a black cut-out

@@ -61,7 +61,10 @@ def fine_pattern_share(videos: torch.Tensor, k: int = 4) -> float:
     n, c, t, h, w = videos.shape
     frames = videos.transpose(1, 2).reshape(n * t, c, h, w).float()
     lit = (frames.sum(1, keepdim=True) > BLACK).float()
-    inside = ((frames - pixelate(frames, k)) ** 2 * lit).sum()
+    # block means over the block's non-black pixels only: a black neighbour (a dropped tubelet, a blackened
+    # person) is no variation of the content, and with these means the share cannot exceed 1
+    block_means = pixelate(frames * lit, k) / pixelate(lit, k).clamp_min(1e-12)
+    inside = ((frames - block_means) ** 2 * lit).sum()
     centre = (frames * lit).sum((0, 2, 3), keepdim=True) / lit.sum().clamp_min(1)
     total = ((frames - centre) ** 2 * lit).sum()
     return float(inside / total.clamp_min(1e-12))
