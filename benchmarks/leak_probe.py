@@ -48,10 +48,8 @@ def mask_only(clips, grid):
     return dataclasses.replace(clips, videos=lit.expand_as(v).contiguous())
 
 
-def mask_only_attack(run_dir: Path, val, keep_ratio: float) -> dict:
-    cfg = RunDir(run_dir).config()
+def mask_only_attack(cfg, model, val, keep_ratio: float) -> dict:
     cfg.runtime.progress, cfg.evaluate.seeds = False, 1
-    model = load_anonymizer(run_dir)
     train = render_split(synth_preset(cfg.data.synth_preset), cfg.data.train_size, cfg.seed, "train", 1,
                          progress=False)
     published = [anonymize_clips(model, c, keep_ratio, cfg.runtime) for c in (train, val)]
@@ -76,7 +74,7 @@ def probe_run(run_dir: Path, clips: int, keep_ratio: float, masks: bool = False
            "actor_colour_raw_by_skin": actor_colour(raw, val.actor_masks[:, 0], skin),
            "actor_colour_output_by_skin": actor_colour(anon, val.actor_masks[:, 0], skin)}
     if masks:
-        row["mask_only"] = mask_only_attack(run_dir, val, keep_ratio)
+        row["mask_only"] = mask_only_attack(cfg, model, val, keep_ratio)
     return row, raw, anon, skin.numpy()
 
 

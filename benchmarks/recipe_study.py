@@ -64,11 +64,11 @@ def catch_up(model: STPrivacy, adv, train, val, cfg, checkpoints: list[int]) -> 
         opt = make_optimizer(adv.privacy, peak_lr(cfg.train), cfg.train.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed + 99)
         curve = {0: probe_adversaries(adv.action, views, published_val, runtime)[1]}
+        for v in views:
+            v.train()  # probe_adversaries puts each model back in the mode it found it in
         step = 0
         while step < max(checkpoints):
             for batch in iterate_batches(published_train, cfg.train.batch_size, shuffle=True, generator=gen):
-                for v in views:
-                    v.train()
                 loss = sum(privacy_loss(v(batch["video"], batch["keep_mask"]).float(), batch["attributes"])
                            for v in views)
                 opt.zero_grad(set_to_none=True)

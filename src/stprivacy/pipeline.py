@@ -264,19 +264,20 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     def evaluate_method(name, ratio, make_clips):
         """Every seed of one method; its clips are transformed once (the transform does not depend on the seed)
         and only when some seed's result is not saved yet."""
-        clips = coverage = None
+        clips = coverage = fine_pattern = None
         for seed in seeds:
             path = _result_path(run, name, ratio, seed)
             if path.is_file():
                 results.append(result_from_json(json.loads(path.read_text())))
                 continue
-            clips = clips or make_clips()
-            if coverage is None and ratio is not None and test_clips.actor_masks is not None:
-                # what the selector keeps does not depend on the phase-3 seed: measured once per keep ratio
-                coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
+            if clips is None:
+                # the transform and what it publishes do not depend on the phase-3 seed: measured once
+                clips = make_clips()
+                fine_pattern = published_fine_pattern(clips[1].videos)
+                if ratio is not None and test_clips.actor_masks is not None:
+                    coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
-            r.coverage = coverage
-            r.fine_pattern = published_fine_pattern(clips[1].videos)
+            r.coverage, r.fine_pattern = coverage, fine_pattern
             if group.is_main:
                 path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,

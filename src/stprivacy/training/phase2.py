@@ -303,14 +303,13 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
             for i, batch in enumerate(bar):
                 ratio = sample_keep_ratio(tc, cfg.model.keep_ratio, gen)
                 index = epoch * steps + i
-                if is_refresh_batch(tc, index):
-                    # the min-max pauses while a fresh attacker learns the current output (refresh_privacy)
-                    if index % tc.privacy_refresh_every == 0:
-                        refresh_privacy(adv, opts["adversaries"])
-                        run.log("privacy_refresh", phase=2, epoch=epoch + 1, batch=index)
-                    losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
-                elif index % tc.anonymizer_every:
-                    # the recognizers alone, on a new batch of the current output (anonymizer_every)
+                refreshing = is_refresh_batch(tc, index)
+                if refreshing and index % tc.privacy_refresh_every == 0:
+                    refresh_privacy(adv, opts["adversaries"])
+                    run.log("privacy_refresh", phase=2, epoch=epoch + 1, batch=index)
+                if refreshing or index % tc.anonymizer_every:
+                    # the recognizers alone on the current output: a fresh attacker learning it (refresh), or the
+                    # batches between two anonymizer steps (anonymizer_every)
                     losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
                 else:
                     losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
