@@ -69,3 +69,32 @@ def test_attribute_discrepancy_hand_computed_and_blind_to_independent_features()
     assert attribute_discrepancy(x.detach(), lonely).item() == 0.0
     with pytest.raises(ValueError, match="N x D"):
         attribute_discrepancy(torch.ones(4), z)
+
+
+def test_output_energy_hand_computed_on_kept_tubelets_only():
+    from stprivacy.losses import output_energy
+
+    video = torch.full((1, 3, 2, 4, 4), 0.5)
+    video[..., :2, :2] = 0.9  # tubelet (slice 0, position 0) is 0.4 from grey; the rest is grey
+    video[..., 2:, 2:] = 0.0  # position 3: 0.5 from grey, but dropped
+    video.requires_grad_(True)
+    keep = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]], requires_grad=True)
+    e = output_energy(video, keep, (2, 2, 2))
+    assert e.item() == pytest.approx((0.4**2 + 0.0) / 2)
+    e.backward()
+    assert keep.grad is None or not keep.grad.any()  # the mask says where to measure; it is not trained
+    assert output_energy(torch.full_like(video, 0.5), keep, (2, 2, 2)).item() == 0.0
+
+
+def test_spatial_variation_counts_fine_patterns_not_tubelet_borders():
+    from stprivacy.losses import spatial_variation
+
+    flat = torch.zeros(1, 3, 2, 4, 4)
+    flat[..., :2, :2] = 1.0  # a constant tubelet beside black ones: no variation inside any tubelet
+    keep = torch.ones(1, 1, 4)
+    assert spatial_variation(flat, keep, (2, 2, 2)).item() == 0.0
+    checker = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2  # alternating 0/1 pixels
+    video = checker.float().expand(1, 3, 2, 4, 4)
+    # inside every 2 x 2 tubelet each horizontal and each vertical neighbour differs by 1
+    assert spatial_variation(video, keep, (2, 2, 2)).item() == pytest.approx(2.0)
+    assert spatial_variation(video, torch.zeros(1, 1, 4), (2, 2, 2)).item() == 0.0

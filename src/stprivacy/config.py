@@ -148,6 +148,13 @@ class TrainConfig:
     #: CNN of widths ``privacy_match_widths`` redrawn every 50 batches (training/appearance.py).
     privacy_match: float = 0.0
     privacy_match_widths: tuple[int, ...] = (16, 32, 64)
+    #: Weights of two attacker-free rate terms on the kept tubelets of phase 2's output (0 = the paper):
+    #: ``output_energy``, the mean squared deviation of their pixels from mid-grey, and ``output_tv``, their mean
+    #: absolute difference between neighbouring pixels (losses.output_energy / spatial_variation). The min-max
+    #: alone never asks the anonymizer to remove what the action does not need, only to fool today's privacy
+    #: recognizer; what costs nothing to keep stays in the output for a fresh attacker to read.
+    output_energy: float = 0.0
+    output_tv: float = 0.0
     #: The anonymizer's learning rate in phase 2 as a multiple of ``lr`` (the recognizers keep ``lr``).
     anonymizer_lr_scale: float = 1.0
     #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the
@@ -181,6 +188,8 @@ class TrainConfig:
                               "must lie in [1, privacy_refresh_every) so that the anonymizer still trains")
         if self.adversary_lowpass < 1:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
+        if self.output_energy < 0 or self.output_tv < 0:
+            raise ConfigError("train.output_energy and train.output_tv must be >= 0")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
             raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
         if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2

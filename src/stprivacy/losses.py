@@ -77,6 +77,38 @@ def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_
     return (diff * keep).sum() / keep.sum().clamp_min(1.0)
 
 
+def output_energy(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int],
+                  level: float = 0.5) -> torch.Tensor:
+    """Mean squared deviation of the kept tubelets' pixels from a flat ``level`` (mid-grey): the rate of the output.
+
+    Phase 2's ``output_energy`` term. Nothing else in the anonymizer's objective asks it to *remove* what the
+    action does not need: it only has to fool a co-trained privacy recognizer, which it does with a saturated
+    pixel code that a fresh attacker reads back (docs/results/leak_demo.png). Every pixel that departs from grey
+    costs here, so whatever the action recognizer does not pay for decays. The mask is detached: it says where
+    to measure and must not teach the selector to drop tubelets (what ``keep_ratio_loss`` governs)."""
+    from stprivacy.layers.tubelets import video_to_tubelets
+
+    energy = video_to_tubelets((output - level).pow(2), tubelet).mean(-1)  # B x S
+    keep = keep_mask.detach().reshape(energy.shape).to(energy.dtype)
+    return (energy * keep).sum() / keep.sum().clamp_min(1.0)
+
+
+def spatial_variation(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]
+                      ) -> torch.Tensor:
+    """Mean absolute difference of horizontally and vertically neighbouring pixels inside the kept tubelets
+    (anisotropic total variation, per frame; differences across a tubelet border are not counted, so a kept
+    tubelet next to a black dropped one costs nothing). Phase 2's ``output_tv`` term: fine patterns cost."""
+    from stprivacy.layers.tubelets import video_to_tubelets
+
+    _, ph, pw = tubelet
+    tubes = video_to_tubelets(output, tubelet)  # B x S x (C * t * ph * pw)
+    tubes = tubes.reshape(*tubes.shape[:2], -1, ph, pw)
+    tv = (tubes[..., 1:, :] - tubes[..., :-1, :]).abs().mean((-1, -2, -3)) \
+        + (tubes[..., :, 1:] - tubes[..., :, :-1]).abs().mean((-1, -2, -3))
+    keep = keep_mask.detach().reshape(tv.shape).to(tv.dtype)
+    return (tv * keep).sum() / keep.sum().clamp_min(1.0)
+
+
 def attribute_discrepancy(features: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
     """How far the features of clips depend on each private attribute, measured without a learner.
 

@@ -270,3 +270,24 @@ def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_b
     assert any(not torch.equal(before[k], v) for k, v in adv.privacy.state_dict().items())
     with pytest.raises(Exception, match="adversary_lowpass"):
         load_experiment("tiny", ["train.adversary_lowpass=0"])
+
+
+@pytest.mark.parametrize("key,name", [("output_energy", "energy"), ("output_tv", "tv")])
+def test_rate_terms_add_their_weighted_value_to_the_anonymizer_objective(key, name):
+    cfg, f, adv, batch = _setup([f"train.{key}=3.0"])
+    plain_cfg = _setup()[0]
+    totals = {}
+    for label, c in (("rate", cfg), ("plain", plain_cfg)):
+        g, a = copy.deepcopy(f), copy.deepcopy(adv)
+        torch.manual_seed(1)
+        totals[label] = train_step(g, g, a, batch, c, _opts(g, a), 0.7)
+    assert name in totals["rate"] and name not in totals["plain"]
+    assert totals["rate"][name] > 0
+    assert totals["rate"]["total"] == pytest.approx(totals["plain"]["total"] + 3.0 * totals["rate"][name], rel=1e-4)
+
+
+def test_negative_rate_weights_are_config_errors():
+    from stprivacy.config import ConfigError
+
+    with pytest.raises(ConfigError, match="output_energy"):
+        load_experiment("tiny", ["train.output_tv=-1"])

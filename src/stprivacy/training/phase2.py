@@ -7,6 +7,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)        (the paper, "neg_bce")
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
        L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
+       L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
    masked mean pooling), so gradients reach the token scorers through both.
@@ -44,8 +45,10 @@ from stprivacy.losses import (
     confusion_loss,
     keep_ratio_loss,
     masked_reconstruction_loss,
+    output_energy,
     privacy_loss,
     publish,
+    spatial_variation,
 )
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.baselines.fixed import pixelate
@@ -129,6 +132,12 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         # attacker-free: the output's random-CNN features may not depend on any attribute (appearance.py)
         losses["match"] = match(video, batch["attributes"])
         total = total + tc.privacy_match * losses["match"]
+    if tc.output_energy:
+        losses["energy"] = output_energy(out.video, out.keep_mask, tubelet)
+        total = total + tc.output_energy * losses["energy"]
+    if tc.output_tv:
+        losses["tv"] = spatial_variation(out.video, out.keep_mask, tubelet)
+        total = total + tc.output_tv * losses["tv"]
     if tc.phase2_reconstruction:
         losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
         total = total + tc.phase2_reconstruction * losses["recon"]
