@@ -155,6 +155,12 @@ class TrainConfig:
     #: recognizer; what costs nothing to keep stays in the output for a fresh attacker to read.
     output_energy: float = 0.0
     output_tv: float = 0.0
+    #: Weight of a learner-free colour-invariance term in phase 2 (0 = the paper): the kept tubelets of the output
+    #: must not change when the input clip is re-coloured at random (channel order, per-channel gamma in
+    #: [1/``colour_invariance_gamma``, ``colour_invariance_gamma``], inversion), decided through the same keep
+    #: mask (training/invariance.py). Removes every function of absolute colour (skin tone) from the output.
+    colour_invariance: float = 0.0
+    colour_invariance_gamma: float = 2.5
     #: The anonymizer's learning rate in phase 2 as a multiple of ``lr`` (the recognizers keep ``lr``).
     anonymizer_lr_scale: float = 1.0
     #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the
@@ -188,6 +194,8 @@ class TrainConfig:
                               "must lie in [1, privacy_refresh_every) so that the anonymizer still trains")
         if self.adversary_lowpass < 1:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
+        if self.colour_invariance < 0 or self.colour_invariance_gamma < 1:
+            raise ConfigError("train.colour_invariance must be >= 0 and train.colour_invariance_gamma >= 1")
         if self.output_energy < 0 or self.output_tv < 0:
             raise ConfigError("train.output_energy and train.output_tv must be >= 0")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:

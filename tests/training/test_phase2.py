@@ -272,14 +272,15 @@ def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_b
         load_experiment("tiny", ["train.adversary_lowpass=0"])
 
 
-@pytest.mark.parametrize("key,name", [("output_energy", "energy"), ("output_tv", "tv")])
+@pytest.mark.parametrize("key,name", [("output_energy", "energy"), ("output_tv", "tv"),
+                                      ("colour_invariance", "invariance")])
 def test_rate_terms_add_their_weighted_value_to_the_anonymizer_objective(key, name):
     cfg, f, adv, batch = _setup([f"train.{key}=3.0"])
     plain_cfg = _setup()[0]
     totals = {}
     for label, c in (("rate", cfg), ("plain", plain_cfg)):
         g, a = copy.deepcopy(f), copy.deepcopy(adv)
-        torch.manual_seed(1)
+        torch.manual_seed(1)  # the invariance term draws its re-colouring after every draw of the plain step
         totals[label] = train_step(g, g, a, batch, c, _opts(g, a), 0.7)
     assert name in totals["rate"] and name not in totals["plain"]
     assert totals["rate"][name] > 0

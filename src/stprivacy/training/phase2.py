@@ -7,6 +7,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)        (the paper, "neg_bce")
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
        L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
+       L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
@@ -58,6 +59,7 @@ from stprivacy.training import distributed
 from stprivacy.training.appearance import AppearanceMatch
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
+from stprivacy.training.invariance import colour_invariance_loss
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.phase1 import coverage_readings, report_readings, sample_keep_ratio
 from stprivacy.training.run_dir import RunDir
@@ -132,6 +134,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         # attacker-free: the output's random-CNN features may not depend on any attribute (appearance.py)
         losses["match"] = match(video, batch["attributes"])
         total = total + tc.privacy_match * losses["match"]
+    if tc.colour_invariance:
+        losses["invariance"] = colour_invariance_loss(f, batch["video"], out, keep_ratio, tubelet,
+                                                      tc.colour_invariance_gamma)
+        total = total + tc.colour_invariance * losses["invariance"]
     if tc.output_energy:
         losses["energy"] = output_energy(out.video, out.keep_mask, tubelet)
         total = total + tc.output_energy * losses["energy"]

@@ -1,0 +1,52 @@
+"""Phase 2's ``colour_invariance``: the anonymizer's output may not change when the input's colours do.
+
+Why: a fresh per-frame CNN reads skin colour and bare limbs back from every recipe of the min-max (74-85 AP on
+validation, docs/results/recipe_study.md): the co-trained privacy recognizer lags the anonymizer, so whatever
+code the anonymizer paints with, a learner given the final output long enough reads it. This term needs no
+learner. The same clip is passed twice, once as it is and once re-coloured at random (:func:`random_recolour`),
+through the *same* keep decisions, and the kept tubelets of the two outputs must agree. An output that satisfies
+it carries no function of absolute colour: not the skin tone, whatever code it is painted in. Motion, and with it
+the action, survives any re-colouring, so the action recognizer loses nothing it needs. Shapes survive too, so
+this term does not touch the attributes that are shapes (gender's skirt and hair); the min-max still does.
+
+The re-colouring is per clip and per channel: a random channel order, a random gamma (log-uniform in
+[1/``gamma``, ``gamma``]) and, with probability one half, an inversion (x -> 1 - x). With inversions and channel
+swaps, no colour keeps its rank or its ratio to another across draws (a monotone-only family would leave "skin
+brighter than the shirt" readable).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from stprivacy.losses import masked_reconstruction_loss
+
+
+def random_recolour(video: torch.Tensor, gamma: float = 2.5, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+    """A random per-clip, per-channel re-colouring of ``B x 3 x T x H x W`` video in [0, 1] (same shape)."""
+    if video.dim() != 5:
+        raise ValueError(f"expected B x C x T x H x W, got {tuple(video.shape)}")
+    if gamma < 1:
+        raise ValueError(f"gamma must be >= 1, got {gamma}")
+    b, c = video.shape[:2]
+    order = torch.argsort(torch.rand(b, c, generator=generator), dim=1)
+    exponent = torch.exp((2 * torch.rand(b, c, generator=generator) - 1) * math.log(gamma))
+    invert = torch.rand(b, c, generator=generator) < 0.5
+    shape = (b, c, 1, 1, 1)
+    x = video.clamp(0.0, 1.0)
+    x = x.gather(1, order.to(video.device).view(shape).expand_as(x))
+    x = x.pow(exponent.to(video.device, video.dtype).view(shape))
+    return torch.where(invert.to(video.device).view(shape), 1.0 - x, x)
+
+
+def colour_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tubelet: tuple[int, int, int],
+                           gamma: float = 2.5) -> torch.Tensor:
+    """Mean absolute difference between the kept tubelets of ``out`` (the anonymizer's training-mode output on
+    ``video``) and of the output on a re-coloured copy, decoded through the same (detached) keep decisions, so
+    that the two outputs differ only by what the anonymizer paints. Gradients reach both passes."""
+    recoloured = random_recolour(video, gamma)
+    other = f(recoloured, stage_masks=[d.detach() for d in out.decisions], keep_ratio=keep_ratio)
+    return masked_reconstruction_loss(out.video, other.video, out.keep_mask, tubelet)
