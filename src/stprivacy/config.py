@@ -114,6 +114,10 @@ class TrainConfig:
     #: colours and shapes readable to a fresh attacker; against block means it has to change the colours
     #: themselves. Frame sizes must be divisible by it.
     adversary_lowpass: int = 1
+    #: Std of Gaussian noise added to the output before the privacy recognizers read it in phase 2's training
+    #: steps (GANs' instance noise; 0 = off, the paper): a recognizer trained through noise cannot be fooled by
+    #: low-amplitude patterns, so fooling it asks for a change the noise does not hide.
+    adversary_noise: float = 0.0
     #: Attacker families the anonymizer fights in phase 2: ("vit",) is the paper; adding "frame" (a per-frame
     #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
     #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
@@ -192,6 +196,8 @@ class TrainConfig:
                                               and not 0 < self.privacy_refresh_steps < self.privacy_refresh_every):
             raise ConfigError("train.privacy_refresh_every must be >= 0, and when set, train.privacy_refresh_steps "
                               "must lie in [1, privacy_refresh_every) so that the anonymizer still trains")
+        if self.adversary_noise < 0:
+            raise ConfigError("train.adversary_noise must be >= 0")
         if self.adversary_lowpass < 1:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
         if self.colour_invariance < 0 or self.colour_invariance_gamma < 1:

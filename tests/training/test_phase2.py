@@ -272,6 +272,26 @@ def test_lowpass_privacy_views_cannot_see_patterns_inside_a_block_and_train_in_b
         load_experiment("tiny", ["train.adversary_lowpass=0"])
 
 
+def test_noisy_privacy_views_add_instance_noise_in_training_only():
+    cfg, f, adv, batch = _setup(["train.adversary_noise=0.2", "train.privacy_ensemble=1"])
+    views = adv.privacy_views()
+    seen = []
+    for p in adv.privacy:
+        p.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    video = batch["video"]
+    views[0].train()
+    views[0](video)
+    noise = seen[-1] - video
+    assert noise.std().item() == pytest.approx(0.2, rel=0.05) and noise.mean().abs() < 0.01
+    views[0].eval()  # the validation probe reads the output as it is
+    views[0](video)
+    assert torch.equal(seen[-1], video)
+    plain = _setup()[2]  # without a low-pass or noise the members are used as they are
+    assert all(v is p for v, p in zip(plain.privacy_views(), plain.privacy, strict=True))
+    with pytest.raises(Exception, match="adversary_noise"):
+        load_experiment("tiny", ["train.adversary_noise=-0.1"])
+
+
 @pytest.mark.parametrize("key,name", [("output_energy", "energy"), ("output_tv", "tv"),
                                       ("colour_invariance", "invariance")])
 def test_rate_terms_add_their_weighted_value_to_the_anonymizer_objective(key, name):

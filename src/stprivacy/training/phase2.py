@@ -26,7 +26,7 @@ batches on the current output, so that the anonymizer next fights an attacker fr
 ``anonymizer_ema`` deploys the moving average of the anonymizer's weights instead of its last iterate.
 With ``anonymizer_every = n`` the anonymizer steps on every n-th batch only and the recognizers train alone on
 the others (WGAN's n_critic). A low-pass view (``adversary_lowpass``) makes the privacy recognizers read block
-means, so that fine patterns cannot fool them.
+means, and instance noise (``adversary_noise``) a noisy copy, so that fine patterns cannot fool them.
 """
 
 from __future__ import annotations
@@ -65,19 +65,26 @@ from stprivacy.training.phase1 import coverage_readings, report_readings, sample
 from stprivacy.training.run_dir import RunDir
 
 
-class LowPassView(nn.Module):
-    """A privacy recognizer that reads the video through a ``factor`` x ``factor`` pixelation (block means): the
-    view of ``train.adversary_lowpass``. Holds no parameters of its own."""
+class PrivacyView(nn.Module):
+    """What a privacy recognizer reads in phase 2: the output pixelated by ``lowpass`` (block means; option
+    ``train.adversary_lowpass``) and, in training mode, with Gaussian instance noise of std ``noise`` added (option
+    ``train.adversary_noise``; GANs' instance noise). Both take from the anonymizer the low-amplitude, fine
+    patterns that fool one recognizer and that a fresh one reads back: to fool a recognizer that only sees block
+    means through noise, the output has to change what it shows. Holds no parameters of its own."""
 
-    def __init__(self, member: nn.Module, factor: int):
+    def __init__(self, member: nn.Module, lowpass: int = 1, noise: float = 0.0):
         super().__init__()
-        self.member, self.factor = member, factor
+        self.member, self.lowpass, self.noise = member, lowpass, noise
         self.train(member.training)  # a view made mid-training must not flip its member's mode
 
     def forward(self, video: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, c, t, h, w = video.shape
-        frames = pixelate(video.transpose(1, 2).reshape(b * t, c, h, w), self.factor)
-        return self.member(frames.reshape(b, t, c, h, w).transpose(1, 2), keep_mask)
+        if self.lowpass > 1:
+            b, c, t, h, w = video.shape
+            frames = pixelate(video.transpose(1, 2).reshape(b * t, c, h, w), self.lowpass)
+            video = frames.reshape(b, t, c, h, w).transpose(1, 2)
+        if self.noise and self.training:
+            video = video + self.noise * torch.randn_like(video)
+        return self.member(video, keep_mask)
 
 
 class Adversaries(nn.Module):
@@ -88,11 +95,13 @@ class Adversaries(nn.Module):
         self.action = with_pretrained(VideoRecognizer(cfg.recognizer, num_actions))
         self.privacy = AttackerEnsemble(cfg.train.privacy_adversaries, cfg.train.privacy_ensemble, cfg.recognizer,
                                         cfg.frame_attacker, num_attributes)
-        self.lowpass = cfg.train.adversary_lowpass
+        self.lowpass, self.noise = cfg.train.adversary_lowpass, cfg.train.adversary_noise
 
     def privacy_views(self) -> list[nn.Module]:
-        """The privacy members as the min-max uses them: each behind its low-pass view when one is set."""
-        return [LowPassView(p, self.lowpass) if self.lowpass > 1 else p for p in self.privacy]
+        """The privacy members as the min-max uses them: each behind its view when a low-pass or noise is set."""
+        if self.lowpass == 1 and not self.noise:
+            return list(self.privacy)
+        return [PrivacyView(p, self.lowpass, self.noise) for p in self.privacy]
 
 
 @contextlib.contextmanager
