@@ -4,7 +4,8 @@
 
 For each run folder: render the ``val`` stream of the run's seed (never the test split), anonymize it at the keep
 ratio, and print, for the raw clips and the output, the colour-histogram linear probe's APs and the fine-pattern
-share (``stprivacy.evaluation.leakage``); for the output also the actor's mean colour by skin-colour class. With
+share and the motion-energy linear probe (``stprivacy.evaluation.leakage``), the last also on the raw pixels of
+the kept tubelets (what the selection leaves to a faithful painter); for the output also the actor's mean colour by skin-colour class. With
 ``--grid``, a picture of raw and anonymized frames of both skin-colour classes. With ``--mask-only``, a fresh
 phase-3 suite (the run's own ``evaluate`` settings) trained on the run's training split and tested on the validation
 clips, both showing only the keep mask (kept tubelets grey): what *which* tubelets are kept tells by itself.
@@ -22,7 +23,7 @@ import torch
 
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
-from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share
+from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share, motion_probe
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips, keep_mask_pixels
 from stprivacy.pipeline import load_anonymizer
 from stprivacy.runtime import RuntimeConfig
@@ -66,11 +67,16 @@ def probe_run(run_dir: Path, clips: int, keep_ratio: float, masks: bool = False
     out = anonymize_clips(model, val, keep_ratio, RuntimeConfig(progress=False))
     raw, anon = val.videos[:, 0].float() / 255, out.videos[:, 0].float() / 255
     skin = val.attributes[:, 0]
+    n = len(val)
+    kept = keep_mask_pixels(out.keep_masks[:, 0].reshape(n, *out.keep_masks.shape[2:]), model.grid)
     row = {"run": str(run_dir), "keep_ratio": keep_ratio, "clips": clips, "attributes": list(val.attribute_names),
            "colour_probe_raw": colour_probe(raw, val.attributes).round(1).tolist(),
            "colour_probe_output": colour_probe(anon, val.attributes).round(1).tolist(),
            "fine_pattern_share_raw": round(fine_pattern_share(raw), 3),
            "fine_pattern_share_output": round(fine_pattern_share(anon), 3),
+           "motion_probe_raw": motion_probe(raw, val.attributes).round(1).tolist(),
+           "motion_probe_raw_kept": motion_probe(raw * kept, val.attributes).round(1).tolist(),
+           "motion_probe_output": motion_probe(anon, val.attributes).round(1).tolist(),
            "actor_colour_raw_by_skin": actor_colour(raw, val.actor_masks[:, 0], skin),
            "actor_colour_output_by_skin": actor_colour(anon, val.actor_masks[:, 0], skin)}
     if masks:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share
@@ -47,3 +48,23 @@ def test_black_pixels_inside_a_block_are_not_content_and_the_share_stays_below_o
     blocky = pixelate(frames, 4).reshape(videos.shape[0], 2, 3, 16, 16).transpose(1, 2).clone()
     blocky[:, :, :, 5:11, 5:11] = 0
     assert fine_pattern_share(blocky, 4) < 1e-6  # constant blocks stay constant around a black cut-out
+
+
+def test_motion_probe_reads_how_strongly_a_moving_square_contrasts_and_not_its_still_colour():
+    from stprivacy.evaluation.leakage import motion_energy, motion_probe
+
+    g = torch.Generator().manual_seed(0)
+    n = 160
+    attrs = torch.randint(0, 2, (n, 2), generator=g)
+    videos = torch.full((n, 3, 4, 16, 16), 0.5)
+    for i in range(n):
+        shade = 0.9 if attrs[i, 0] else 0.55  # attribute 0: the moving square's contrast with the background
+        for t in range(4):
+            videos[i, :, t, 4:12, 2 + 2 * t:6 + 2 * t] = shade
+        videos[i, 0, :, 0:2, 0:2] = 0.1 if attrs[i, 1] else 0.9  # attribute 1: a still patch, no motion
+    assert motion_energy(videos, 8).shape == (n, 3 * 2 * 2)
+    aps = motion_probe(videos, attrs)
+    assert aps[0] > 95  # the same motion, drawn with more contrast, tells the attribute
+    assert aps[1] < 75  # a colour that never moves is not in the motion energy
+    with pytest.raises(ValueError, match="cells"):
+        motion_energy(videos, 5)
