@@ -126,10 +126,23 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
     return row
 
 
+def run_baseline(cfg, name: str, seed: int, data: dict) -> dict:
+    """A non-learned baseline judged on validation by the same phase-3 suite as the recipes' probe."""
+    from stprivacy.models.baselines import apply_baseline
+
+    cfg = copy.deepcopy(cfg)
+    cfg.runtime.progress, cfg.evaluate.seeds = False, 1
+    started = time.time()
+    r = evaluate_clips(name, None, apply_baseline(name, data["train"]), apply_baseline(name, data["val"]), cfg, seed)
+    return {"seed": seed, "val_action": r.action_top1, "val_cmap": r.worst[1].cmap,
+            "val_ap": {k: v.per_attribute_ap for k, v in r.attackers.items()},
+            "val_cmap_by_attacker": {k: v.cmap for k, v in r.attackers.items()}, "minutes": (time.time() - started) / 60}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default="synth-quick")
-    ap.add_argument("--recipe", action="append", required=True, help="name=override;override;...")
+    ap.add_argument("--recipe", action="append", default=[], help="name=override;override;...")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--phases", default="12", choices=["1", "12"])
     ap.add_argument("--probe", action="store_true", help="the phase-3 suite on validation after training")
@@ -137,6 +150,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="an override for every recipe")
     ap.add_argument("--catchup", type=int, nargs="+", help="after phase 2, the privacy recognizers' validation cMAP "
                     "after this many more batches on the final output, co-trained and fresh (catch_up)")
+    ap.add_argument("--baseline", action="append", default=[], help="also judge this non-learned baseline on "
+                    "validation with the same phase-3 suite, one row per seed (e.g. raw, frame_difference)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     base = load_experiment(args.base, args.set)
@@ -149,6 +164,12 @@ def main() -> None:
             train = render_split(synth, base.data.train_size, seed, "train", base.data.workers, progress=False)
             train, val = split_validation(base.data, seed, train, progress=False)
             data_by_seed[seed] = {"train": train, "val": val}
+        for name in args.baseline:
+            row = {"recipe": f"baseline:{name}", **run_baseline(base, name, seed, data_by_seed[seed])}
+            with args.out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(row["recipe"], "seed", seed, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)},
+                  flush=True)
         for text in args.recipe:
             name, overrides = parse_recipe(text)
             row = {"recipe": name, **run_recipe(args.base, [*args.set, *overrides], seed, args.phases, args.probe,

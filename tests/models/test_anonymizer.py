@@ -169,3 +169,22 @@ def test_output_block_paints_each_tubelet_in_constant_blocks(train):
 def test_output_block_must_divide_the_patch():
     with pytest.raises(ValueError, match="output_block"):
         tiny(output_block=3)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_output_rank_paints_every_tubelet_from_r_learned_patterns(train):
+    from stprivacy.layers import video_to_tubelets
+
+    torch.manual_seed(0)
+    model = tiny(output_rank=2).train(train)
+    out = model(torch.rand(3, 3, 8, 32, 32), keep_ratio=0.7)
+    tub = video_to_tubelets(out.video, (2, 8, 8)).reshape(3, 4, 16, -1)[out.keep_mask == 1]
+    assert len(tub) > 2
+    # every kept tubelet is bias + a combination of the same 2 patterns: rank 2 around the bias
+    centred = tub - model.to_pixels[1].bias.detach()
+    assert torch.linalg.matrix_rank(centred, atol=1e-4).item() == 2
+    full = tiny().train(train)
+    tub_full = video_to_tubelets(full(torch.rand(3, 3, 8, 32, 32), keep_ratio=0.7).video, (2, 8, 8))
+    assert torch.linalg.matrix_rank(tub_full.reshape(-1, tub_full.shape[-1]), atol=1e-4).item() > 2
+    with pytest.raises(ValueError, match="output_rank"):
+        tiny(output_rank=-1)

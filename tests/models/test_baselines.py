@@ -45,6 +45,21 @@ def test_every_baseline_keeps_shape_and_dtype():
     assert black[..., 4:12, 4:12].max() == 0 and torch.equal(black[..., :4, :], videos.unsqueeze(1)[..., :4, :])
 
 
+def test_frame_difference_shows_what_moved_and_nothing_still():
+    videos = torch.full((1, 3, 3, 8, 8), 100, dtype=torch.uint8)
+    videos[0, :, :, 0:2, 0:2] = 250  # a still bright patch: gone
+    videos[0, :, 1, 4, 4] = 120  # grey 100 -> 120 -> 100 at one pixel: a change of 20 each way
+    videos[0, 0, 2, 6, 6] = 130  # only the red channel moves by 30: grey by 10
+    out = apply_baseline("frame_difference", clipset(videos)).videos[0, 0]
+    assert torch.equal(out[0], out[1])  # the first frame repeats the second's difference
+    assert out[:, 1, 4, 4].tolist() == [80, 80, 80]  # |120 - 100| x 4, in every channel
+    assert out[:, 2, 4, 4].tolist() == [80, 80, 80]
+    assert out[0, 2, 6, 6].item() == 40
+    assert out[:, :, 0:2, 0:2].max() == 0
+    with pytest.raises(ConfigError, match="two frames"):
+        apply_baseline("frame_difference", clipset(videos[:, :, :1]))
+
+
 def test_blackening_without_masks_and_unknown_names_are_clear_errors():
     videos = torch.zeros(1, 3, 4, 16, 16, dtype=torch.uint8)
     with pytest.raises(ConfigError, match="person masks"):

@@ -11,6 +11,7 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
   falls with ``a``. The keep ratio is an argument of :meth:`STPrivacy.anonymize`.
 * ``output_block`` > 1 (an option) decodes each tubelet at a coarser resolution, so that the published output has
   no fine pattern to hide an attribute in.
+* ``output_rank`` > 0 (an option) paints each tubelet as a combination of that many learned pixel patterns.
 * Masked means in the token scorer carry an epsilon: a fully dropped slice gives finite scores (the released code
   gives NaN).
 """
@@ -70,7 +71,11 @@ class STPrivacy(nn.Module):
         self.grid = cfg.grid
         self.vit = VideoViT(cfg)
         self.scorers = nn.ModuleList(TokenScorer(cfg.embed_dim, cfg.scorer_context) for _ in cfg.selection_points)
-        self.to_pixels = nn.Linear(cfg.embed_dim, self.grid.tubelet_numel // cfg.output_block**2)
+        numel = self.grid.tubelet_numel // cfg.output_block**2
+        if cfg.output_rank:  # a rank-limited decoder: features -> r coefficients -> r learned pixel patterns
+            self.to_pixels = nn.Sequential(nn.Linear(cfg.embed_dim, cfg.output_rank), nn.Linear(cfg.output_rank, numel))
+        else:
+            self.to_pixels = nn.Linear(cfg.embed_dim, numel)
         self.action_head = ActionHead(cfg.embed_dim, num_classes) if num_classes else None
         self.apply(init_vit_weights)
 

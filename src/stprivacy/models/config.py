@@ -63,6 +63,11 @@ class ModelConfig:
     #: patterns that a co-trained recognizer is fooled by and a fresh one reads back; a coarse output leaves only
     #: block colours, which every attacker sees alike. It holds in training and in deployment alike.
     output_block: int = 1
+    #: The decoder paints each tubelet as a combination of ``output_rank`` learned pixel patterns (0 = no limit,
+    #: the paper's linear decoder): each kept tubelet then publishes ``output_rank`` numbers, not ``C*t*p*p``. A
+    #: small channel leaves the anonymizer little room for a code beside the action, and a privacy recognizer
+    #: reading a low-dimensional output learns it in few batches, so the co-trained one does not lag a fresh one.
+    output_rank: int = 0
     #: Local ImageNet ViT weights (timm / DeiT layout, .safetensors or .pth) inflated into the trunk when a model is
     #: built for training; None = from scratch. See :mod:`stprivacy.models.pretrained`.
     pretrained: str | None = None
@@ -96,6 +101,8 @@ class ModelConfig:
         if self.num_frames % t or self.img_size % ph or self.img_size % pw:
             raise ValueError(f"clip {self.num_frames}x{self.img_size}x{self.img_size} is not divisible by tubelet "
                              f"{self.tubelet}")
+        if self.output_rank < 0:
+            raise ValueError(f"output_rank must be >= 0 (0 = no limit), got {self.output_rank}")
         if self.output_block < 1 or ph % self.output_block or pw % self.output_block:
             raise ValueError(f"output_block must be >= 1 and divide the patch size {ph}x{pw}, got "
                              f"{self.output_block}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: Non-learned transforms (:mod:`.fixed`) and learned ones (trained first by :mod:`stprivacy.training.baselines`).
-FIXED_NAMES = ("raw", "downsample2x", "downsample4x", "blur_weak", "blur_strong", "blackening")
+FIXED_NAMES = ("raw", "downsample2x", "downsample4x", "blur_weak", "blur_strong", "blackening", "frame_difference")
 LEARNED_BASELINES = ("vita", "spact", "bdq")
 BASELINES = (*FIXED_NAMES, *LEARNED_BASELINES)
 

@@ -8,7 +8,10 @@ Each one maps a :class:`ClipSet` of uint8 videos to one of the same shape, view 
 * ``blur_weak`` / ``blur_strong``: Gaussian blur of each frame with sigma 1.5 % / 4 % of the frame size (about 1
   and 2.6 pixels at 64 x 64, 1.7 and 4.5 at 112 x 112), reflect padding, kernel radius 3 sigma;
 * ``blackening``: pixels of the person mask set to black (needs the mask: the synthetic renderer provides it; real
-  datasets need a mask source and otherwise get a clear error).
+  datasets need a mask source and otherwise get a clear error);
+* ``frame_difference``: each frame replaced by the absolute difference of consecutive grey-level frames (times
+  ``DIFFERENCE_GAIN``, the first frame repeating the second's difference), in all three channels: motion and
+  nothing still. The diagnostic of what an output that shows the action's motion faithfully gives away.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from stprivacy.data.disk import new_videos_like, write_clips
 from stprivacy.errors import ConfigError
 
 BLUR_SIGMA = {"blur_weak": 0.015, "blur_strong": 0.04}
+#: ``frame_difference``'s gain: a moving edge of contrast 1/4 or more saturates to white.
+DIFFERENCE_GAIN = 4.0
 
 
 #: Videos transformed per chunk: the float copy of a chunk stays small (about 100 MB at 8 x 64 x 64, one view),
@@ -110,6 +115,20 @@ def blacken(clips: ClipSet) -> ClipSet:
     return _with_videos(clips, clips.videos.masked_fill(person, 0))
 
 
+def frame_difference(clips: ClipSet) -> ClipSet:
+    videos = clips.videos
+    if videos.shape[3] < 2:
+        raise ConfigError("the frame_difference baseline needs clips of at least two frames")
+    out = new_videos_like(videos)
+    for start in range(0, len(videos), CHUNK_VIDEOS):
+        grey = videos[start:start + CHUNK_VIDEOS].float().mean(2, keepdim=True)  # n x V x 1 x T x H x W
+        diff = (grey[:, :, :, 1:] - grey[:, :, :, :-1]).abs()
+        diff = torch.cat([diff[:, :, :, :1], diff], dim=3) * DIFFERENCE_GAIN
+        result = diff.round_().clamp_(0, 255).to(torch.uint8).expand(-1, -1, 3, -1, -1, -1)
+        write_clips(out, start * videos.shape[1], result.flatten(0, 1))
+    return _with_videos(clips, out)
+
+
 FIXED_BASELINES: dict[str, Callable[[ClipSet], ClipSet]] = {
     "raw": lambda clips: clips,
     "downsample2x": _pixelation(2),
@@ -117,4 +136,5 @@ FIXED_BASELINES: dict[str, Callable[[ClipSet], ClipSet]] = {
     "blur_weak": _blur("blur_weak"),
     "blur_strong": _blur("blur_strong"),
     "blackening": blacken,
+    "frame_difference": frame_difference,
 }
