@@ -159,6 +159,13 @@ class TrainConfig:
     #: recognizer; what costs nothing to keep stays in the output for a fresh attacker to read.
     output_energy: float = 0.0
     output_tv: float = 0.0
+    #: Phase 2 keeps the pixel decoder's weight at rank ``phase2_output_rank`` (0 = no limit, the paper): once at
+    #: the start (its best rank-r approximation, by SVD, of phase 1's decoder) and after every anonymizer step
+    #: (projected gradient descent). Each kept tubelet then publishes a combination of r learned patterns: little
+    #: room for a code beside the action, and an output that a co-trained privacy recognizer learns to read in
+    #: few batches. Phase 1 keeps the full decoder, so its reconstruction still teaches the selector the actor
+    #: (``model.output_rank``, the same limit from phase 1 on, loses the actor: docs/results/recipe_study.md).
+    phase2_output_rank: int = 0
     #: Weight of a learner-free colour-invariance term in phase 2 (0 = the paper): the kept tubelets of the output
     #: must not change when the input clip is re-coloured at random (channel order, per-channel gamma in
     #: [1/``colour_invariance_gamma``, ``colour_invariance_gamma``], inversion), decided through the same keep
@@ -200,6 +207,8 @@ class TrainConfig:
             raise ConfigError("train.adversary_noise must be >= 0")
         if self.adversary_lowpass < 1:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
+        if self.phase2_output_rank < 0:
+            raise ConfigError("train.phase2_output_rank must be >= 0 (0 = no limit)")
         if self.colour_invariance < 0 or self.colour_invariance_gamma < 1:
             raise ConfigError("train.colour_invariance must be >= 0 and train.colour_invariance_gamma >= 1")
         if self.output_energy < 0 or self.output_tv < 0:

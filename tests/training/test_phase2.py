@@ -312,3 +312,22 @@ def test_negative_rate_weights_are_config_errors():
 
     with pytest.raises(ConfigError, match="output_energy"):
         load_experiment("tiny", ["train.output_tv=-1"])
+
+
+def test_phase2_output_rank_projects_the_decoder_after_every_anonymizer_step():
+    from stprivacy.training.phase2 import limit_decoder_rank
+
+    cfg, f, adv, batch = _setup(["train.phase2_output_rank=3"])
+    weight = f.to_pixels.weight
+    assert torch.linalg.matrix_rank(weight.detach()).item() > 3
+    before = weight.detach().clone()
+    limit_decoder_rank(f, 3)
+    assert torch.linalg.matrix_rank(weight.detach(), atol=1e-5).item() == 3
+    # the best rank-3 approximation: the error is the energy of the dropped singular values
+    s = torch.linalg.svdvals(before)
+    assert (before - weight).norm().item() == pytest.approx(s[3:].norm().item(), rel=1e-4)
+    f.to_pixels.weight.data.copy_(before)
+    train_step(f, f, adv, batch, cfg, _opts(f, adv), 0.7)
+    assert torch.linalg.matrix_rank(f.to_pixels.weight.detach(), atol=1e-5).item() == 3
+    with pytest.raises(Exception, match="phase2_output_rank"):
+        load_experiment("tiny", ["train.phase2_output_rank=-1"])

@@ -8,6 +8,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
        L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
+       (option) after the update, the decoder's weight projected to rank phase2_output_rank (truncated SVD)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
@@ -183,6 +184,8 @@ def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: Experi
         opt.zero_grad(set_to_none=True)
     f_losses, parts = distributed.backward_parts(batch, step1, device, runtime.accumulate)
     distributed.apply_update(opts["anonymizer"], [f], f_losses, {"bce_P": tc.max_privacy_bce})
+    if tc.phase2_output_rank:
+        limit_decoder_rank(f, tc.phase2_output_rank)  # projected gradient descent onto rank-r decoders
 
     def step2(part, published):
         with runtime.autocast(device):
@@ -269,6 +272,21 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
     return out
 
 
+@torch.no_grad()
+def limit_decoder_rank(f: STPrivacy, rank: int) -> None:
+    """Replace the pixel decoder's weight by its best rank-``rank`` approximation (truncated SVD; the bias, one
+    constant pattern, stays free): ``train.phase2_output_rank``. Deterministic, so every rank of a distributed
+    run projects its identical weights alike."""
+    linear = f.to_pixels if isinstance(f.to_pixels, nn.Linear) else None
+    if linear is None:
+        raise ValueError("train.phase2_output_rank needs the full linear decoder (model.output_rank = 0)")
+    weight = linear.weight
+    if rank >= min(weight.shape):
+        return
+    u, s, vh = torch.linalg.svd(weight.float(), full_matrices=False)
+    weight.copy_(((u[:, :rank] * s[:rank]) @ vh[:rank]).to(weight.dtype))
+
+
 def freeze_selection(f: STPrivacy) -> None:
     """Everything that decides which tubelets are kept stops learning: the embedding, the blocks up to the last
     selection, the scorers. What follows the last selection (the anonymization blocks, the decoder) still trains."""
@@ -291,6 +309,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     device = runtime.torch_device()
     if tc.phase2_freeze_selection:
         freeze_selection(f)
+    if tc.phase2_output_rank:
+        limit_decoder_rank(f, tc.phase2_output_rank)  # a resumed phase 2 then loads its own (rank-r) weights
     adv = Adversaries(cfg, len(train.action_names), len(train.attribute_names)).to(device)
     f.to(device).train()
     adv.train()
