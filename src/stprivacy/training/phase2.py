@@ -378,4 +378,6 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                schedulers=scheds, generator=gen, tc=tc, epoch_fn=epoch_fn, before_epoch=before_epoch)
     if average is not None:
         f.load_state_dict(average.module.state_dict())
+        if tc.phase2_output_rank:  # an average of rank-r weights is not rank r
+            limit_decoder_rank(f, tc.phase2_output_rank)
     return f, adv
