@@ -53,3 +53,18 @@ def test_published_fine_pattern_reads_the_first_view_of_uint8_clips():
     flat[..., :8, :] = 30  # an edge on a block boundary: variation, none of it inside a block
     assert published_fine_pattern(flat) < 1e-6
     assert published_fine_pattern(noise[..., :15]) is None
+
+
+def test_the_table_says_which_synthetic_targets_are_met_with_the_figure_reached():
+    results = [_result("raw", 0, 92.0, {"frame": 100.0})]
+    for ratio, action, cmap, coverage in ((0.7, 91.0, 63.2, 1.54), (0.4, 88.0, 59.0, 2.3), (1.0, 93.0, 64.0, 1.0)):
+        r = _result("stprivacy", 0, action, {"frame": cmap})
+        r.keep_ratio, r.coverage = ratio, coverage
+        results.append(r)
+    table = markdown_table(build_report("synthetic", ["a", "b"], 50.0, results))
+    assert "action >= raw - 2 = 90.0; worst cMAP <= chance + 10 = 60.0; actor coverage >= 2" in table
+    assert "* a = 0.70: action 91.0 met; cMAP 63.2 **missed**; coverage 1.54 **missed**" in table
+    assert "* a = 0.40: action 88.0 **missed**; cMAP 59.0 met; coverage 2.30 met" in table
+    assert "* a = 1.00: action 93.0 met; cMAP 64.0 **missed**\n" in table  # no coverage verdict when all is kept
+    # real data (no coverage) or no raw row: no verdicts
+    assert "targets" not in markdown_table(build_report("real", ["a", "b"], 50.0, results[:1]))

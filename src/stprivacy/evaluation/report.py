@@ -133,7 +133,39 @@ def markdown_table(report: dict) -> str:
         ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
         lines.append(f"| {m['name']} ({kind}) | {ratio} | " + " | ".join(
             "n/a" if aps[a] is None or np.isnan(aps[a]) else f"{aps[a]:.1f}" for a in report["attributes"]) + " |")
+    lines += target_lines(report)
     return "\n".join(lines) + "\n"
+
+
+#: The synthetic benchmark's targets for STPrivacy (issue 13): action within this many points of raw, worst cMAP
+#: within this many points of chance, actor coverage at least this.
+ACTION_MARGIN, PRIVACY_MARGIN, COVERAGE_TARGET = 2.0, 10.0, 2.0
+
+
+def target_lines(report: dict) -> list[str]:
+    """Met / missed, with the figure reached, for every STPrivacy keep ratio of a report that has a ``raw`` row
+    and actor coverage (the synthetic benchmark); nothing otherwise."""
+    raw = next((m for m in report["methods"] if m["name"] == "raw"), None)
+    rows = [m for m in report["methods"] if m["name"] == "stprivacy" and m.get("coverage") is not None]
+    if raw is None or not rows:
+        return []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    action_floor = raw["action_top1"] - ACTION_MARGIN
+    cmap_ceiling = report["chance_cmap"] + PRIVACY_MARGIN
+    lines = ["", f"Against the synthetic benchmark's targets (action >= raw - {ACTION_MARGIN:g} = {action_floor:.1f}; "
+                 f"worst cMAP <= chance + {PRIVACY_MARGIN:g} = {cmap_ceiling:.1f}; actor coverage >= "
+                 f"{COVERAGE_TARGET:g}):", ""]
+    for m in rows:
+        line = (f"* a = {m['keep_ratio']:.2f}: action {m['action_top1']:.1f} "
+                f"{verdict(m['action_top1'] >= action_floor)}; cMAP {m['privacy_cmap']:.1f} "
+                f"{verdict(m['privacy_cmap'] <= cmap_ceiling)}")
+        if m["keep_ratio"] < 1:  # at a = 1 every tubelet is kept: coverage is 1 by definition
+            line += f"; coverage {m['coverage']:.2f} {verdict(m['coverage'] >= COVERAGE_TARGET)}"
+        lines.append(line)
+    return lines
 
 
 def _coverage_cell(method: dict) -> str:
