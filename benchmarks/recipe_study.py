@@ -136,7 +136,8 @@ def run_baseline(cfg, name: str, seed: int, data: dict) -> dict:
     r = evaluate_clips(name, None, apply_baseline(name, data["train"]), apply_baseline(name, data["val"]), cfg, seed)
     return {"seed": seed, "val_action": r.action_top1, "val_cmap": r.worst[1].cmap,
             "val_ap": {k: v.per_attribute_ap for k, v in r.attackers.items()},
-            "val_cmap_by_attacker": {k: v.cmap for k, v in r.attackers.items()}, "minutes": (time.time() - started) / 60}
+            "val_cmap_by_attacker": {k: v.cmap for k, v in r.attackers.items()},
+            "minutes": (time.time() - started) / 60}
 
 
 def main() -> None:
