@@ -3,12 +3,13 @@
     python benchmarks/leak_probe.py runs/demo --keep-ratio 0.7 --grid docs/results/leak_demo.png
 
 For each run folder: render the ``val`` stream of the run's seed (never the test split), anonymize it at the keep
-ratio, and print, for the raw clips and the output, the colour-histogram linear probe's APs and the fine-pattern
-share and the motion-energy linear probe (``stprivacy.evaluation.leakage``), the last also on the raw pixels
-of the kept tubelets (what the selection leaves to a faithful painter); for the output also the actor's mean
-colour by skin-colour class. With ``--grid``, a picture of raw and anonymized frames of both skin-colour classes. With ``--mask-only``, a fresh
-phase-3 suite (the run's own ``evaluate`` settings) trained on the run's training split and tested on the validation
-clips, both showing only the keep mask (kept tubelets grey): what *which* tubelets are kept tells by itself.
+ratio, and print, for the raw clips and the output, the colour-histogram linear probe's APs, the fine-pattern share
+and the motion-energy linear probe (``stprivacy.evaluation.leakage``), the last also on the raw pixels of the kept
+tubelets (what the selection leaves to a faithful painter); for the output also the actor's mean colour by
+skin-colour class. With ``--grid``, a picture of raw and anonymized frames of both skin-colour classes. With
+``--mask-only``, a fresh phase-3 suite (the run's own ``evaluate`` settings) trained on the run's training split
+and tested on the validation clips, both showing only the keep mask (kept tubelets grey): what *which* tubelets are
+kept tells by itself.
 """
 
 from __future__ import annotations
