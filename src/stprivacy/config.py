@@ -292,6 +292,11 @@ class ExperimentConfig:
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    def __post_init__(self) -> None:
+        if self.train.phase2_output_rank and self.model.output_rank:
+            raise ConfigError("train.phase2_output_rank limits the full linear decoder; it cannot be combined "
+                              "with model.output_rank (a decoder limited from phase 1 on)")
+
 
 def peak_lr(section) -> float:
     """The peak learning rate of a training section (``train``, ``evaluate``, ``baselines``): its ``lr``, or the

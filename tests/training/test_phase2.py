@@ -331,3 +331,10 @@ def test_phase2_output_rank_projects_the_decoder_after_every_anonymizer_step():
     assert torch.linalg.matrix_rank(f.to_pixels.weight.detach(), atol=1e-5).item() == 3
     with pytest.raises(Exception, match="phase2_output_rank"):
         load_experiment("tiny", ["train.phase2_output_rank=-1"])
+
+
+def test_a_decoder_rank_limit_from_phase_1_and_one_from_phase_2_cannot_be_combined():
+    from stprivacy.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.output_rank"):
+        load_experiment("tiny", ["train.phase2_output_rank=4", "model.output_rank=4"])

@@ -8,8 +8,10 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
        L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
-       (option) after the update, the decoder's weight projected to rank phase2_output_rank (truncated SVD)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
+
+   and, with ``phase2_output_rank = r`` (the synthetic presets), the pixel decoder's weight projected back to
+   rank r after the update (truncated SVD): each kept tubelet publishes r numbers, no pixel-level code.
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
    masked mean pooling), so gradients reach the token scorers through both.
