@@ -10,7 +10,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
-   and, with ``phase2_output_rank = r`` (the synthetic presets), the pixel decoder's weight projected back to
+   and, with ``phase2_output_rank = r`` (synth-quick: 4), the pixel decoder's weight projected back to
    rank r after the update (truncated SVD): each kept tubelet publishes r numbers, no pixel-level code.
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
