@@ -72,9 +72,14 @@ def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_
     keep background (actor coverage 0.22 in the demo's phase 1; ``tests/test_losses.py`` pins it)."""
     from stprivacy.layers.tubelets import video_to_tubelets
 
-    diff = video_to_tubelets((output - target).abs(), tubelet).mean(-1)  # B x S
-    keep = keep_mask.detach().reshape(diff.shape).to(diff.dtype)
-    return (diff * keep).sum() / keep.sum().clamp_min(1.0)
+    return mean_over_kept(video_to_tubelets((output - target).abs(), tubelet).mean(-1), keep_mask)
+
+
+def mean_over_kept(per_tubelet: torch.Tensor, keep_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of a B x S per-tubelet value over the kept tubelets; the mask is detached (it says where to measure
+    and must not train the selector)."""
+    keep = keep_mask.detach().reshape(per_tubelet.shape).to(per_tubelet.dtype)
+    return (per_tubelet * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def output_energy(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int],
@@ -88,9 +93,7 @@ def output_energy(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[
     to measure and must not teach the selector to drop tubelets (what ``keep_ratio_loss`` governs)."""
     from stprivacy.layers.tubelets import video_to_tubelets
 
-    energy = video_to_tubelets((output - level).pow(2), tubelet).mean(-1)  # B x S
-    keep = keep_mask.detach().reshape(energy.shape).to(energy.dtype)
-    return (energy * keep).sum() / keep.sum().clamp_min(1.0)
+    return mean_over_kept(video_to_tubelets((output - level).pow(2), tubelet).mean(-1), keep_mask)
 
 
 def spatial_variation(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]
@@ -105,8 +108,7 @@ def spatial_variation(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tu
     tubes = tubes.reshape(*tubes.shape[:2], -1, ph, pw)
     tv = (tubes[..., 1:, :] - tubes[..., :-1, :]).abs().mean((-1, -2, -3)) \
         + (tubes[..., :, 1:] - tubes[..., :, :-1]).abs().mean((-1, -2, -3))
-    keep = keep_mask.detach().reshape(tv.shape).to(tv.dtype)
-    return (tv * keep).sum() / keep.sum().clamp_min(1.0)
+    return mean_over_kept(tv, keep_mask)
 
 
 def attribute_discrepancy(features: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ run):
   has most of its signal there.
 * :func:`motion_probe`: the AP of a linear probe on the clip's *motion energy* alone (grey-level frame differences
   pooled in cells): what any output that shows the motion faithfully gives away. On the raw synthetic clips it
-  reads skin colour at 96 AP: a light hand on a light background moves with little contrast, a dark one with much,
+  reads skin colour at 94 AP: a light hand on a light background moves with little contrast, a dark one with much,
   so the motion an action recognizer needs carries the attribute (docs/results/recipe_study.md).
 """
 
