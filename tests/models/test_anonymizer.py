@@ -33,8 +33,9 @@ def test_anonymize_api_returns_video_and_mask_of_input_shape():
     assert (mask.sum(-1) == 2).all()  # int(16 * 0.5^3) = 2
 
 
-def test_topk_inference_equals_masked_forward_with_the_same_hard_masks():
-    model = tiny().eval()
+@pytest.mark.parametrize("attention", ["global", "temporal", "temporal-until-last"])
+def test_topk_inference_equals_masked_forward_with_the_same_hard_masks(attention):
+    model = tiny(pre_selection_attention=attention).eval()
     video = torch.rand(2, 3, 8, 32, 32)
     topk = model._forward_topk(video, 0.7)
     masked = model._forward_masked(video, topk.decisions)
@@ -85,8 +86,9 @@ def test_training_forward_uses_gumbel_masks_and_returns_each_stage():
     assert torch.count_nonzero(tub[out.keep_mask == 0]) == 0
 
 
-def test_straight_through_sends_gradient_into_every_scorer():
-    model = tiny().train()
+@pytest.mark.parametrize("attention", ["global", "temporal-until-last"])
+def test_straight_through_sends_gradient_into_every_scorer(attention):
+    model = tiny(pre_selection_attention=attention).train()
     out = model(torch.rand(4, 3, 8, 32, 32))
     out.video.pow(2).mean().backward()
     for i, scorer in enumerate(model.scorers):
@@ -188,3 +190,35 @@ def test_output_rank_paints_every_tubelet_from_r_learned_patterns(train):
     assert torch.linalg.matrix_rank(tub_full.reshape(-1, tub_full.shape[-1]), atol=1e-4).item() > 2
     with pytest.raises(ValueError, match="output_rank"):
         tiny(output_rank=-1)
+
+
+def _last_scorer_input_change(attention: str, position: int) -> torch.Tensor:
+    """Which tokens' features at the last selection change (B x L x N bool) when the input pixels of one
+    spatial position change in every frame."""
+    torch.manual_seed(0)
+    model = tiny(pre_selection_attention=attention).eval()
+    seen = []
+    handle = model.scorers[-1].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    video = torch.rand(1, 3, 8, 32, 32)
+    perturbed = video.clone()
+    row, col = divmod(position, 4)  # tiny: 4 x 4 tubelets of 8 x 8 pixels per slice
+    perturbed[..., row * 8:(row + 1) * 8, col * 8:(col + 1) * 8] += 1.0
+    model._forward_topk(video, 1.0)  # a = 1 keeps every token in place: each position stays comparable
+    model._forward_topk(perturbed, 1.0)
+    handle.remove()
+    return ((seen[0] - seen[1]).abs().amax(-1) > 1e-6).reshape(1, 4, 16)
+
+
+def test_temporal_until_last_keeps_each_position_to_itself_up_to_the_last_selection():
+    changed = _last_scorer_input_change("temporal-until-last", position=5)
+    assert changed[..., 5].all()
+    assert not changed[..., [p for p in range(16) if p != 5]].any()
+    # the paper's global blocks spread one position's change over every token before the last selection
+    assert _last_scorer_input_change("global", position=5).all()
+    # temporal attention before the first selection only: the blocks between selections still mix positions
+    assert _last_scorer_input_change("temporal", position=5)[..., [0, 15]].all()
+
+
+def test_unknown_pre_selection_attention_is_rejected():
+    with pytest.raises(ValueError, match="pre_selection_attention"):
+        tiny(pre_selection_attention="spatial")

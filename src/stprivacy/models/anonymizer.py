@@ -113,14 +113,26 @@ class STPrivacy(nn.Module):
             return self._forward_topk(video, a)
         return self._forward_masked(video, stage_masks, a)
 
-    def _before_selection(self, x: torch.Tensor, blocks: tuple[int, int]) -> torch.Tensor:
-        """The blocks before the first selection, over every token (global) or along time per position."""
-        if self.cfg.pre_selection_attention == "global":
-            return self.vit.run_blocks(x, None, *blocks)
+    def _temporal_segments(self) -> int:
+        """How many leading block segments (before the first selection, then between selections) attend only
+        along time per position: 0 (global), 1 ("temporal") or every one up to the last selection."""
+        mode = self.cfg.pre_selection_attention
+        if mode == "global":
+            return 0
+        return 1 if mode == "temporal" else len(self.cfg.selection_points)
+
+    def _run_segment(self, x: torch.Tensor, keep: torch.Tensor | None, blocks: tuple[int, int], temporal: bool
+                     ) -> torch.Tensor:
+        """Blocks over the full token grid (B x S x D), every token attending to every kept one (global) or
+        only to the kept tokens at its own spatial position in the other slices (temporal)."""
+        if not temporal:
+            return self.vit.run_blocks(x, keep, *blocks)
         b, _, d = x.shape
         slices, n = self.grid.slices, self.grid.tokens_per_slice
         per_position = x.reshape(b, slices, n, d).transpose(1, 2).reshape(b * n, slices, d)
-        per_position = self.vit.run_blocks(per_position, None, *blocks)
+        if keep is not None:
+            keep = keep.reshape(b, slices, n).transpose(1, 2).reshape(b * n, slices)
+        per_position = self.vit.run_blocks(per_position, keep, *blocks)
         return per_position.reshape(b, n, slices, d).transpose(1, 2).reshape(b, slices * n, d)
 
     def _select(self, stage: int, x: torch.Tensor, keep: torch.Tensor, keep_ratio: float) -> torch.Tensor:
@@ -140,16 +152,17 @@ class STPrivacy(nn.Module):
         if stage_masks is not None and len(stage_masks) != len(self.scorers):
             raise ValueError(f"expected {len(self.scorers)} stage masks, got {len(stage_masks)}")
         segments = self.vit.segments(self.cfg.selection_points)
-        x = self._before_selection(x, segments[0])
+        temporal = self._temporal_segments()
+        x = self._run_segment(x, None, segments[0], temporal > 0)
         keep = x.new_ones(b, s)
         decisions: list[torch.Tensor] = []
-        for stage, (start, stop) in enumerate(segments[1:]):
+        for stage, blocks in enumerate(segments[1:]):
             if stage_masks is None:
                 keep = self._select(stage, x, keep, keep_ratio)
             else:
                 keep = stage_masks[stage].reshape(b, s).to(x.dtype)
             decisions.append(keep)
-            x = self.vit.run_blocks(x, keep, start, stop)
+            x = self._run_segment(x, keep, blocks, stage + 1 < temporal)
         feats = self.vit.norm(x)
         pixels = self.decode(feats) * keep.unsqueeze(-1)
         return AnonymizerOutput(
@@ -182,16 +195,22 @@ class STPrivacy(nn.Module):
         index = torch.zeros_like(x[..., 0], dtype=torch.long).reshape(b, grid.slices, n_all)
         index = index + torch.arange(n_all, device=x.device)
         segments = self.vit.segments(self.cfg.selection_points)
-        x = self._before_selection(x, segments[0])
+        temporal = self._temporal_segments()
+        x = self._run_segment(x, None, segments[0], temporal > 0)
         decisions: list[torch.Tensor] = []
-        for stage, (start, stop) in enumerate(segments[1:]):
+        for stage, blocks in enumerate(segments[1:]):
             n = index.shape[-1]
             log_probs = self.scorers[stage](x, x.new_ones(x.shape[:2]), grid.slices)
             local = topk_per_slice(log_probs[..., 0].reshape(b, grid.slices, n), counts[stage])
             x = gather_tokens(x.reshape(b, grid.slices, n, d), local).reshape(b, -1, d)
             index = index.gather(2, local)
             decisions.append(mask_from_index(index, n_all).to(x.dtype))
-            x = self.vit.run_blocks(x, None, start, stop)  # dropped tokens are gone: no mask needed
+            if stage + 1 < temporal:  # per-position attention needs the grid: scatter, mask, gather back
+                full = scatter_tokens(x.reshape(b, grid.slices, -1, d), index, n_all).reshape(b, -1, d)
+                full = self._run_segment(full, decisions[-1].reshape(b, -1) > 0.5, blocks, True)
+                x = gather_tokens(full.reshape(b, grid.slices, n_all, d), index).reshape(b, -1, d)
+            else:
+                x = self.vit.run_blocks(x, None, *blocks)  # dropped tokens are gone: no mask needed
         feats = self.vit.norm(x)
         pixels = self.decode(feats).reshape(b, grid.slices, index.shape[-1], -1)
         pixels = scatter_tokens(pixels, index, n_all).reshape(b, grid.num_tokens, -1)

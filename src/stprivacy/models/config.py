@@ -23,6 +23,9 @@ from stprivacy.errors import KeepRatioError
 if TYPE_CHECKING:
     from stprivacy.layers.tubelets import TubeletGrid
 
+#: Values of ``ModelConfig.pre_selection_attention``.
+PRE_SELECTION_ATTENTION = ("global", "temporal", "temporal-until-last")
+
 
 @dataclass
 class ModelConfig:
@@ -51,7 +54,10 @@ class ModelConfig:
     #: Attention of the anonymizer's blocks before the first selection: "global" (the paper: every token attends
     #: to every token, so a background token can carry the actor's motion) or "temporal" (each token attends only
     #: to the tokens at its own spatial position in the other slices: it sees how its own tubelet moves, and
-    #: nothing of the others, so the scorer judges a tubelet by its own content).
+    #: nothing of the others, so the scorer judges a tubelet by its own content) or "temporal-until-last" (the
+    #: same for every block up to the last selection, so no content moves between positions before the final
+    #: decision: the head can read the action only from the positions that stay kept; the blocks after the last
+    #: selection are global).
     pre_selection_attention: str = "global"
     #: The token scorer's slice- and clip-level context (the paper's multi-level aggregation). It lets the
     #: decision about one tubelet depend on every other one, so *which* tubelets are kept can itself encode what
@@ -91,8 +97,8 @@ class ModelConfig:
             )
         if self.selection not in ("gumbel", "topk"):
             raise ValueError(f"selection must be 'gumbel' or 'topk', got {self.selection!r}")
-        if self.pre_selection_attention not in ("global", "temporal"):
-            raise ValueError(f"pre_selection_attention must be 'global' or 'temporal', got "
+        if self.pre_selection_attention not in PRE_SELECTION_ATTENTION:
+            raise ValueError(f"pre_selection_attention must be one of {PRE_SELECTION_ATTENTION}, got "
                              f"{self.pre_selection_attention!r}")
         if self.gumbel_tau <= 0:
             raise ValueError(f"gumbel_tau must be > 0, got {self.gumbel_tau}")
