@@ -91,6 +91,11 @@ class TrainConfig:
     #: anonymizer on its output pixels and keep mask, so that selection keeps the tubelets whose pixels carry the
     #: action.
     phase1_critic: float = 0.0
+    #: What the phase-1 critic reads: "output" (the anonymizer's decoded pixels) or "input" (the *original* pixels
+    #: of the kept tubelets, the rest black; this project's option). The decoder can paint the action into any
+    #: kept tubelet, so an output critic does not tie the action to the kept tubelets' own content; an input
+    #: critic can only read the action where the selector kept it.
+    phase1_critic_input: str = "output"
     #: Train over a range of keep ratios ``[low, high]``, one sampled uniformly per batch (empty = always
     #: ``model.keep_ratio``), so that one anonymizer serves every deployment ratio. Pair it with
     #: ``model.selection: topk``: a Gumbel decision per token cannot follow a target that changes per batch.
@@ -189,6 +194,9 @@ class TrainConfig:
             raise ConfigError("train.backbone_lr_scale and train.layer_decay must lie in (0, 1]")
         if self.freeze_backbone_epochs < 0:
             raise ConfigError("train.freeze_backbone_epochs must be >= 0")
+        if self.phase1_critic_input not in ("output", "input"):
+            raise ConfigError(f"train.phase1_critic_input must be 'output' or 'input', got "
+                              f"{self.phase1_critic_input!r}")
         if self.privacy_objective not in ("neg_bce", "confusion"):
             raise ConfigError(f"train.privacy_objective must be 'neg_bce' or 'confusion', got "
                               f"{self.privacy_objective!r}")

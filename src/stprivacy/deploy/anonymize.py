@@ -26,6 +26,7 @@ import torch
 from stprivacy.data.video_io import VideoWriter, iter_frames, probe_fps
 from stprivacy.deploy.framing import Framing, Tiling
 from stprivacy.errors import ConfigError, STPrivacyError
+from stprivacy.layers.tubelets import keep_mask_pixels
 from stprivacy.models import STPrivacy
 
 log = logging.getLogger(__name__)
@@ -80,18 +81,9 @@ def _anonymize_clip(model: STPrivacy, framing: Framing | Tiling, frames: np.ndar
     anonymized, keep = model.anonymize(x, keep_ratio)
     out = framing.unbatch(anonymized)
     if side_by_side:
-        kept = framing.unbatch(x * _mask_video(keep, model))
+        kept = framing.unbatch(x * keep_mask_pixels(keep, model.grid))
         out = np.concatenate([framing.unbatch(x), kept, out], axis=2)
     return out
-
-
-def _mask_video(keep: torch.Tensor, model: STPrivacy) -> torch.Tensor:
-    """B x L x N keep mask -> B x 1 x T x H x W pixel mask."""
-    t, ph, pw = model.grid.tubelet
-    gh, gw = model.grid.grid_hw
-    m = keep.reshape(keep.shape[0], 1, model.grid.slices, 1, gh, 1, gw, 1).float()
-    m = m.expand(-1, -1, -1, t, -1, ph, -1, pw)
-    return m.reshape(keep.shape[0], 1, model.grid.num_frames, gh * ph, gw * pw)
 
 
 def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_ratio: float, *,

@@ -13,7 +13,6 @@ Honesty rules, enforced by construction and tested:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.data.disk import DiskVideos, flat_clips, new_videos_like, write_clips
 from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
-from stprivacy.layers.tubelets import TubeletGrid, tubelets_to_video
+from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
@@ -81,14 +80,6 @@ def anonymize_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime
 
 #: The ablation that keeps the selector and drops the anonymizer (the paper's "sparsification only" row).
 SPARSIFY_ONLY = "sparsify-only"
-
-
-def keep_mask_pixels(mask: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
-    """A B x slices x tokens-per-slice keep mask as a B x 1 x T x H x W pixel mask (1 where a tubelet is kept)."""
-    b = mask.shape[0]
-    t, ph, pw = grid.tubelet
-    tokens = mask.reshape(b, -1, 1).expand(b, grid.num_tokens, t * ph * pw)
-    return tubelets_to_video(tokens, dataclasses.replace(grid, channels=1))
 
 
 def sparsify_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,

@@ -6,7 +6,7 @@ of temporal slice ``l``. Every module that reshapes tokens into ``(slices, token
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +76,15 @@ def video_to_tubelets(video: torch.Tensor, tubelet: tuple[int, int, int]) -> tor
     # b c L t gh ph gw pw -> b (L gh gw) (c t ph pw)
     x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)
     return x.reshape(b, (T // t) * (H // ph) * (W // pw), c * t * ph * pw)
+
+
+def keep_mask_pixels(mask: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
+    """A B x slices x tokens-per-slice keep mask as a B x 1 x T x H x W pixel mask (1 where a tubelet is kept);
+    differentiable, so a straight-through mask keeps its gradient."""
+    b = mask.shape[0]
+    t, ph, pw = grid.tubelet
+    tokens = mask.reshape(b, -1, 1).expand(b, grid.num_tokens, t * ph * pw)
+    return tubelets_to_video(tokens, replace(grid, channels=1))
 
 
 def tubelets_to_video(tokens: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:

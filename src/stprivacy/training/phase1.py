@@ -9,6 +9,8 @@ phase 2; starting it near the identity lets short CPU runs reach a useful anonym
 A, trained jointly, reads the anonymizer's *output pixels* with the keep mask, as phase 3's recognizers will. The
 head alone reads features that the blocks before the first selection have mixed from every tubelet, so it needs
 no actor tubelet to be kept; the critic rewards the selection whose kept pixels carry the action.
+``phase1_critic_input: input`` shows it the original pixels of the kept tubelets instead, which the decoder cannot
+repaint.
 
 After every epoch, with a validation split: the head's top-1 under top-k at the training ratio and, on synthetic
 data, the actor coverage at every evaluated keep ratio (``evaluation/instruments.py``), logged to ``log.jsonl``.
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import actor_coverage, probe_head
+from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
@@ -35,7 +38,7 @@ from stprivacy.training.run_dir import RunDir
 
 def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int], batch: dict,
                 recon_weight: float, critic: nn.Module | None = None, critic_weight: float = 0.0,
-                keep_ratio: float | None = None) -> dict[str, torch.Tensor]:
+                keep_ratio: float | None = None, critic_input: str = "output") -> dict[str, torch.Tensor]:
     """The phase-1 losses of one batch; ``model`` is the anonymizer (or its compiled forward)."""
     out = model(batch["video"], keep_ratio=keep_ratio)
     losses = {
@@ -46,9 +49,17 @@ def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int],
         losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
     if critic is not None and critic_weight:
         # the critic and the anonymizer minimise the same CE: one backward trains both
-        losses["critic"] = critic_weight * action_loss(critic(out.video, out.keep_mask).float(), batch["action"])
+        seen = out.video if critic_input == "output" else kept_input(batch["video"], out.keep_mask, tubelet)
+        losses["critic"] = critic_weight * action_loss(critic(seen, out.keep_mask).float(), batch["action"])
     losses["total"] = sum(losses.values())
     return losses
+
+
+def kept_input(video: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """The original pixels of the kept tubelets, the rest black; the (straight-through) mask keeps its gradient,
+    so a loss on this view trains the selector to keep the tubelets whose own pixels it needs."""
+    _, c, t, h, w = video.shape
+    return video * keep_mask_pixels(keep_mask, TubeletGrid(t, h, w, tubelet, c)).to(video.dtype)
 
 
 def sample_keep_ratio(tc, default: float, gen: torch.Generator) -> float:
@@ -136,7 +147,8 @@ def _phase1_epoch(model, forward, critic, train, cfg, opts, scheds, gen, epoch, 
             def loss_fn(part, a=a):
                 with runtime.autocast(device):
                     return phase1_step(forward, model.stage_ratios(a), model.grid.tubelet, part,
-                                       tc.phase1_reconstruction, critic, tc.phase1_critic, a), None
+                                       tc.phase1_reconstruction, critic, tc.phase1_critic, a,
+                                       tc.phase1_critic_input), None
 
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)

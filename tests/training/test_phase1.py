@@ -1,0 +1,60 @@
+"""Phase 1's losses: the critic's two views (the decoded output, or the kept tubelets' original pixels)."""
+
+import pytest
+import torch
+from torch import nn
+
+from stprivacy.config import load_experiment
+from stprivacy.errors import ConfigError
+from stprivacy.layers import video_to_tubelets
+from stprivacy.models import STPrivacy
+from stprivacy.training.phase1 import kept_input, phase1_step
+
+
+class SpyCritic(nn.Module):
+    """A linear action critic on the mean pixel that remembers the video it was shown."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.fc = nn.Linear(3, classes)
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, video, keep_mask):
+        self.seen = video
+        return self.fc(video.mean(dim=(2, 3, 4)))
+
+
+def test_kept_input_is_the_original_pixels_of_the_kept_tubelets_and_passes_the_mask_gradient():
+    video = torch.rand(2, 3, 8, 32, 32)
+    mask = (torch.rand(2, 4, 16) > 0.5).float().requires_grad_()
+    view = kept_input(video, mask, (2, 8, 8))
+    tubelets, original = video_to_tubelets(view, (2, 8, 8)), video_to_tubelets(video, (2, 8, 8))
+    kept = mask.detach().reshape(2, -1) > 0
+    assert torch.equal(tubelets[kept], original[kept]) and torch.count_nonzero(tubelets[~kept]) == 0
+    view.sum().backward()
+    assert mask.grad is not None and mask.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("critic_input", ["output", "input"])
+def test_the_critic_trains_the_selector_and_only_the_output_critic_trains_the_decoder(critic_input):
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, selection="topk").train()
+    critic = SpyCritic()
+    batch = {"video": torch.rand(4, 3, 8, 32, 32), "action": torch.tensor([0, 1, 2, 0])}
+    losses = phase1_step(model, model.stage_ratios(), model.grid.tubelet, batch, 0.0, critic, 1.0, 0.7,
+                         critic_input=critic_input)
+    losses["critic"].backward()
+    if critic_input == "input":
+        mask = (critic.seen.detach() != 0).any(1)  # the black tubelets are the dropped ones
+        # kept pixels are the input's (up to the straight-through term's rounding), dropped ones black
+        torch.testing.assert_close(critic.seen.detach(), batch["video"] * mask.unsqueeze(1))
+        assert 0 < mask.float().mean() < 1
+        assert model.to_pixels.weight.grad is None  # the decoder cannot repaint what the critic reads
+    else:
+        assert model.to_pixels.weight.grad.abs().sum() > 0
+    assert sum(p.grad.abs().sum() for p in model.scorers[-1].parameters() if p.grad is not None) > 0
+
+
+def test_an_unknown_critic_input_is_a_config_error():
+    with pytest.raises(ConfigError, match="phase1_critic_input"):
+        load_experiment("tiny", ["train.phase1_critic_input=pixels"])
