@@ -25,7 +25,8 @@ import torch
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
 from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share, motion_probe
-from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips, keep_mask_pixels
+from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
+from stprivacy.layers.tubelets import keep_mask_pixels
 from stprivacy.pipeline import load_anonymizer
 from stprivacy.runtime import RuntimeConfig
 from stprivacy.training.run_dir import RunDir

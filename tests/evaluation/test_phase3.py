@@ -3,8 +3,8 @@
 import torch
 
 from stprivacy.data.clips import ClipSet, to_float
-from stprivacy.evaluation.phase3 import anonymize_clips, keep_mask_pixels, sparsify_clips
-from stprivacy.layers.tubelets import TubeletGrid
+from stprivacy.evaluation.phase3 import anonymize_clips, sparsify_clips
+from stprivacy.layers.tubelets import keep_mask_pixels
 from stprivacy.models import STPrivacy
 from stprivacy.runtime import RuntimeConfig
 
@@ -14,15 +14,6 @@ RUNTIME = RuntimeConfig(progress=False)
 def _clips(n=3):
     return ClipSet(torch.randint(1, 255, (n, 3, 8, 32, 32), dtype=torch.uint8), torch.arange(n) % 3,
                    torch.zeros(n, 5, dtype=torch.long))
-
-
-def test_keep_mask_pixels_covers_exactly_the_kept_tubelets():
-    grid = TubeletGrid(4, 8, 8, (2, 4, 4))
-    mask = torch.tensor([[[1.0, 0, 0, 0], [0, 0, 0, 1]]])
-    pixels = keep_mask_pixels(mask, grid)
-    assert pixels.shape == (1, 1, 4, 8, 8)
-    assert (pixels[0, 0, :2, :4, :4] == 1).all() and (pixels[0, 0, 2:, 4:, 4:] == 1).all()
-    assert pixels.sum() == 2 * 2 * 4 * 4
 
 
 def test_sparsify_only_keeps_original_pixels_of_the_anonymizers_choice():

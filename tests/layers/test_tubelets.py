@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stprivacy.layers import TubeletEmbed, TubeletGrid, tubelets_to_video, video_to_tubelets
+from stprivacy.layers import TubeletEmbed, TubeletGrid, keep_mask_pixels, tubelets_to_video, video_to_tubelets
 
 
 def test_video_tubelet_round_trip_and_time_major_order():
@@ -57,3 +57,12 @@ def test_standardising_embedding_equals_the_convolution_of_the_standardised_vide
     assert set(emb.state_dict()) == {"proj.weight", "proj.bias"}  # checkpoint keys unchanged, statistics not saved
     with pytest.raises(ValueError, match="3 values"):
         TubeletEmbed(grid, 6, mean[:2], std)
+
+
+def test_keep_mask_pixels_covers_exactly_the_kept_tubelets():
+    grid = TubeletGrid(4, 8, 8, (2, 4, 4))
+    mask = torch.tensor([[[1.0, 0, 0, 0], [0, 0, 0, 1]]])
+    pixels = keep_mask_pixels(mask, grid)
+    assert pixels.shape == (1, 1, 4, 8, 8)
+    assert (pixels[0, 0, :2, :4, :4] == 1).all() and (pixels[0, 0, 2:, 4:, 4:] == 1).all()
+    assert pixels.sum() == 2 * 2 * 4 * 4
