@@ -94,7 +94,10 @@ class TrainConfig:
     #: What the phase-1 critic reads: "output" (the anonymizer's decoded pixels) or "input" (the *original* pixels
     #: of the kept tubelets, the rest black; this project's option). The decoder can paint the action into any
     #: kept tubelet, so an output critic does not tie the action to the kept tubelets' own content; an input
-    #: critic can only read the action where the selector kept it.
+    #: critic can only read the action where the selector kept it, but it also reads *which* tubelets are kept,
+    #: and the selector learns to signal the class in that pattern (docs/results/recipe_study.md). "input-random":
+    #: the critic learns from random masks of the same counts and the selector learns through it, so the keep
+    #: pattern means nothing to it.
     phase1_critic_input: str = "output"
     #: Train over a range of keep ratios ``[low, high]``, one sampled uniformly per batch (empty = always
     #: ``model.keep_ratio``), so that one anonymizer serves every deployment ratio. Pair it with
@@ -194,8 +197,8 @@ class TrainConfig:
             raise ConfigError("train.backbone_lr_scale and train.layer_decay must lie in (0, 1]")
         if self.freeze_backbone_epochs < 0:
             raise ConfigError("train.freeze_backbone_epochs must be >= 0")
-        if self.phase1_critic_input not in ("output", "input"):
-            raise ConfigError(f"train.phase1_critic_input must be 'output' or 'input', got "
+        if self.phase1_critic_input not in ("output", "input", "input-random"):
+            raise ConfigError(f"train.phase1_critic_input must be 'output', 'input' or 'input-random', got "
                               f"{self.phase1_critic_input!r}")
         if self.privacy_objective not in ("neg_bce", "confusion"):
             raise ConfigError(f"train.privacy_objective must be 'neg_bce' or 'confusion', got "

@@ -7,8 +7,8 @@ from torch import nn
 from stprivacy.config import load_experiment
 from stprivacy.errors import ConfigError
 from stprivacy.layers import video_to_tubelets
-from stprivacy.models import STPrivacy
-from stprivacy.training.phase1 import kept_input, phase1_step
+from stprivacy.models import STPrivacy, VideoRecognizer
+from stprivacy.training.phase1 import critic_loss, kept_input, phase1_step, random_keep_mask
 
 
 class SpyCritic(nn.Module):
@@ -58,3 +58,32 @@ def test_the_critic_trains_the_selector_and_only_the_output_critic_trains_the_de
 def test_an_unknown_critic_input_is_a_config_error():
     with pytest.raises(ConfigError, match="phase1_critic_input"):
         load_experiment("tiny", ["train.phase1_critic_input=pixels"])
+
+
+def test_random_keep_mask_keeps_the_same_count_per_slice_at_random_places():
+    torch.manual_seed(0)
+    mask = torch.zeros(64, 4, 16)
+    mask[..., :5] = 1.0
+    chance = random_keep_mask(mask)
+    assert torch.equal(chance.sum(-1), mask.sum(-1))
+    assert chance[..., :5].mean() < 0.5  # not the given positions: uniform would be 5 / 16
+
+
+def test_input_random_critic_learns_only_from_random_masks_and_the_selector_learns_through_it():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, selection="topk").train()
+    critic = VideoRecognizer(load_experiment("tiny").recognizer, 3).train()
+    batch = {"video": torch.rand(4, 3, 8, 32, 32), "action": torch.tensor([0, 1, 2, 0])}
+    out = model(batch["video"], keep_ratio=0.7)
+    torch.manual_seed(1)
+    critic_loss(critic, "input-random", out, batch, model.grid.tubelet).backward()
+    together = [p.grad.clone() for p in critic.parameters()]
+    assert sum(p.grad.abs().sum() for p in model.scorers[-1].parameters() if p.grad is not None) > 0
+    # the critic's gradient is that of the random-mask term alone: the selector's view does not train it
+    critic.zero_grad()
+    torch.manual_seed(1)
+    chance = random_keep_mask(out.keep_mask.detach())
+    seen = kept_input(batch["video"], chance, model.grid.tubelet)
+    torch.nn.functional.cross_entropy(critic(seen, chance), batch["action"]).backward()
+    for a, b in zip(together, (p.grad for p in critic.parameters()), strict=True):
+        torch.testing.assert_close(a, b)

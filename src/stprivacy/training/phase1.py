@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig, peak_lr
@@ -48,11 +49,36 @@ def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int],
     if recon_weight:
         losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
     if critic is not None and critic_weight:
-        # the critic and the anonymizer minimise the same CE: one backward trains both
-        seen = out.video if critic_input == "output" else kept_input(batch["video"], out.keep_mask, tubelet)
-        losses["critic"] = critic_weight * action_loss(critic(seen, out.keep_mask).float(), batch["action"])
+        losses["critic"] = critic_weight * critic_loss(critic, critic_input, out, batch, tubelet)
     losses["total"] = sum(losses.values())
     return losses
+
+
+def critic_loss(critic: nn.Module, critic_input: str, out, batch: dict, tubelet: tuple[int, int, int]
+                ) -> torch.Tensor:
+    """The phase-1 critic's action CE. "output" / "input": the critic and the anonymizer minimise the same CE on
+    the selector's view, one backward trains both. "input-random": the selector learns through the critic's
+    current weights (held fixed in this term), while the critic itself learns only from random masks of the same
+    counts; since the keep pattern it trains on says nothing about the class, the selector cannot use *which*
+    tubelets it keeps as a message and must keep the tubelets whose pixels show the action."""
+    video, action = batch["video"], batch["action"]
+    if critic_input == "output":
+        return action_loss(critic(out.video, out.keep_mask).float(), action)
+    seen = kept_input(video, out.keep_mask, tubelet)
+    if critic_input == "input":
+        return action_loss(critic(seen, out.keep_mask).float(), action)
+    fixed = {k: v.detach() for k, v in critic.named_parameters()}
+    through = action_loss(functional_call(critic, fixed, (seen, out.keep_mask)).float(), action)
+    chance = random_keep_mask(out.keep_mask.detach())
+    own = action_loss(critic(kept_input(video, chance, tubelet), chance).float(), action)
+    return through + own
+
+
+def random_keep_mask(keep_mask: torch.Tensor) -> torch.Tensor:
+    """A B x L x N mask keeping, in each slice, as many tubelets as ``keep_mask`` does, chosen uniformly."""
+    counts = keep_mask.round().sum(-1, keepdim=True)
+    rank = torch.rand_like(keep_mask).argsort(-1).argsort(-1)
+    return (rank < counts).to(keep_mask.dtype)
 
 
 def kept_input(video: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
