@@ -4,7 +4,12 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
 
 * Selections happen before blocks ``selection_points`` (default 3, 6, 9 of 12). Blocks before the first selection
   see every token, so they can carry a dropped tubelet's content into kept ones; a first selection at 0 scores the
-  tubelet embeddings themselves (the synthetic presets, see ``docs/results/recipe_study.md``).
+  tubelet embeddings themselves (tried on the synthetic benchmark: it costs the head, see
+  ``docs/results/recipe_study.md``).
+* ``pre_selection_attention`` (an option) limits the blocks before the first selection ("temporal"), or every
+  block up to the last one ("temporal-until-last"), to attention along time at each spatial position, so that no
+  content moves between positions before the selector decides. In inference those blocks run on the full token
+  grid with the keep mask (scatter, masked blocks, gather), the rest on the gathered tokens.
 * In training the sequence keeps its length and the hard Gumbel mask does the dropping (masked attention); the
   decoded video is multiplied by the final mask, so a training-mode output never shows a dropped tubelet either.
 * In inference, each slice keeps its ``int(N * a^m)`` best-scored tokens, which are really gathered, so the cost
