@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from stprivacy.layers import TubeletEmbed, TubeletGrid, keep_mask_pixels, tubelets_to_video, video_to_tubelets
+from stprivacy.layers import (
+    TubeletEmbed,
+    TubeletGrid,
+    keep_mask_pixels,
+    kept_pixels,
+    tubelets_to_video,
+    video_to_tubelets,
+)
 
 
 def test_video_tubelet_round_trip_and_time_major_order():
@@ -66,3 +73,14 @@ def test_keep_mask_pixels_covers_exactly_the_kept_tubelets():
     assert pixels.shape == (1, 1, 4, 8, 8)
     assert (pixels[0, 0, :2, :4, :4] == 1).all() and (pixels[0, 0, 2:, 4:, 4:] == 1).all()
     assert pixels.sum() == 2 * 2 * 4 * 4
+
+
+def test_kept_pixels_is_the_original_pixels_of_the_kept_tubelets_and_passes_the_mask_gradient():
+    video = torch.rand(2, 3, 8, 32, 32)
+    mask = (torch.rand(2, 4, 16) > 0.5).float().requires_grad_()
+    view = kept_pixels(video, mask, (2, 8, 8))
+    tubelets, original = video_to_tubelets(view, (2, 8, 8)), video_to_tubelets(video, (2, 8, 8))
+    kept = mask.detach().reshape(2, -1) > 0
+    assert torch.equal(tubelets[kept], original[kept]) and torch.count_nonzero(tubelets[~kept]) == 0
+    view.sum().backward()
+    assert mask.grad is not None and mask.grad.abs().sum() > 0

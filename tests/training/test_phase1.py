@@ -6,9 +6,9 @@ from torch import nn
 
 from stprivacy.config import load_experiment
 from stprivacy.errors import ConfigError
-from stprivacy.layers import video_to_tubelets
+from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.models import STPrivacy, VideoRecognizer
-from stprivacy.training.phase1 import critic_loss, kept_input, phase1_step, random_keep_mask
+from stprivacy.training.phase1 import critic_loss, phase1_step, random_keep_mask
 
 
 class SpyCritic(nn.Module):
@@ -22,17 +22,6 @@ class SpyCritic(nn.Module):
     def forward(self, video, keep_mask):
         self.seen = video
         return self.fc(video.mean(dim=(2, 3, 4)))
-
-
-def test_kept_input_is_the_original_pixels_of_the_kept_tubelets_and_passes_the_mask_gradient():
-    video = torch.rand(2, 3, 8, 32, 32)
-    mask = (torch.rand(2, 4, 16) > 0.5).float().requires_grad_()
-    view = kept_input(video, mask, (2, 8, 8))
-    tubelets, original = video_to_tubelets(view, (2, 8, 8)), video_to_tubelets(video, (2, 8, 8))
-    kept = mask.detach().reshape(2, -1) > 0
-    assert torch.equal(tubelets[kept], original[kept]) and torch.count_nonzero(tubelets[~kept]) == 0
-    view.sum().backward()
-    assert mask.grad is not None and mask.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("critic_input", ["output", "input"])
@@ -83,7 +72,7 @@ def test_input_random_critic_learns_only_from_random_masks_and_the_selector_lear
     critic.zero_grad()
     torch.manual_seed(1)
     chance = random_keep_mask(out.keep_mask.detach())
-    seen = kept_input(batch["video"], chance, model.grid.tubelet)
+    seen = kept_pixels(batch["video"], chance, model.grid.tubelet)
     torch.nn.functional.cross_entropy(critic(seen, chance), batch["action"]).backward()
     for a, b in zip(together, (p.grad for p in critic.parameters()), strict=True):
         torch.testing.assert_close(a, b)

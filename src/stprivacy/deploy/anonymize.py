@@ -26,7 +26,7 @@ import torch
 from stprivacy.data.video_io import VideoWriter, iter_frames, probe_fps
 from stprivacy.deploy.framing import Framing, Tiling
 from stprivacy.errors import ConfigError, STPrivacyError
-from stprivacy.layers.tubelets import keep_mask_pixels
+from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.models import STPrivacy
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _anonymize_clip(model: STPrivacy, framing: Framing | Tiling, frames: np.ndar
     anonymized, keep = model.anonymize(x, keep_ratio)
     out = framing.unbatch(anonymized)
     if side_by_side:
-        kept = framing.unbatch(x * keep_mask_pixels(keep, model.grid))
+        kept = framing.unbatch(kept_pixels(x, keep, model.grid.tubelet))
         out = np.concatenate([framing.unbatch(x), kept, out], axis=2)
     return out
 

@@ -27,7 +27,7 @@ from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.data.disk import DiskVideos, flat_clips, new_videos_like, write_clips
 from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
-from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
+from stprivacy.layers.tubelets import TubeletGrid, kept_pixels
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.models.recognizers import build_attacker
@@ -90,7 +90,7 @@ def sparsify_clips(model: STPrivacy, clips: ClipSet, keep_ratio: float, runtime:
 
     def keep_raw(x: torch.Tensor) -> torch.Tensor:
         _, mask = model.anonymize(x, keep_ratio)
-        return x * keep_mask_pixels(mask, model.grid).to(x.dtype)
+        return kept_pixels(x, mask, model.grid.tubelet)
 
     return transform_clips(keep_raw, clips, runtime, batch_size, desc=f"sparsify a={keep_ratio}",
                            mask_grid=model.grid, out=out)

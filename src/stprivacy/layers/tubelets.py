@@ -87,6 +87,13 @@ def keep_mask_pixels(mask: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
     return tubelets_to_video(tokens, replace(grid, channels=1))
 
 
+def kept_pixels(video: torch.Tensor, mask: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """``video`` (B x C x T x H x W) with every tubelet that ``mask`` (B x slices x tokens-per-slice) drops set to
+    black: the original pixels of the kept tubelets. A straight-through mask keeps its gradient."""
+    _, c, t, h, w = video.shape
+    return video * keep_mask_pixels(mask, TubeletGrid(t, h, w, tubelet, c)).to(video.dtype)
+
+
 def tubelets_to_video(tokens: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
     """Inverse of :func:`video_to_tubelets`: ``B x S x (C*t*p*p)`` -> ``B x C x T x H x W``."""
     b = tokens.shape[0]

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import actor_coverage, probe_head
-from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
+from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.losses import action_loss, keep_ratio_loss, masked_reconstruction_loss
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
@@ -64,13 +64,13 @@ def critic_loss(critic: nn.Module, critic_input: str, out, batch: dict, tubelet:
     video, action = batch["video"], batch["action"]
     if critic_input == "output":
         return action_loss(critic(out.video, out.keep_mask).float(), action)
-    seen = kept_input(video, out.keep_mask, tubelet)
+    seen = kept_pixels(video, out.keep_mask, tubelet)
     if critic_input == "input":
         return action_loss(critic(seen, out.keep_mask).float(), action)
     fixed = {k: v.detach() for k, v in critic.named_parameters()}
     through = action_loss(functional_call(critic, fixed, (seen, out.keep_mask)).float(), action)
     chance = random_keep_mask(out.keep_mask.detach())
-    own = action_loss(critic(kept_input(video, chance, tubelet), chance).float(), action)
+    own = action_loss(critic(kept_pixels(video, chance, tubelet), chance).float(), action)
     return through + own
 
 
@@ -79,13 +79,6 @@ def random_keep_mask(keep_mask: torch.Tensor) -> torch.Tensor:
     counts = keep_mask.round().sum(-1, keepdim=True)
     rank = torch.rand_like(keep_mask).argsort(-1).argsort(-1)
     return (rank < counts).to(keep_mask.dtype)
-
-
-def kept_input(video: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
-    """The original pixels of the kept tubelets, the rest black; the (straight-through) mask keeps its gradient,
-    so a loss on this view trains the selector to keep the tubelets whose own pixels it needs."""
-    _, c, t, h, w = video.shape
-    return video * keep_mask_pixels(keep_mask, TubeletGrid(t, h, w, tubelet, c)).to(video.dtype)
 
 
 def sample_keep_ratio(tc, default: float, gen: torch.Generator) -> float:

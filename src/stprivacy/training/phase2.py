@@ -10,7 +10,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
-   and, with ``phase2_output_rank = r`` (synth-quick: 4), the pixel decoder's weight projected back to
+   and, with ``phase2_output_rank = r`` (synth-quick: 2), the pixel decoder's weight projected back to
    rank r after the update (truncated SVD): each kept tubelet publishes r numbers, no pixel-level code.
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
@@ -279,10 +279,9 @@ def limit_decoder_rank(f: STPrivacy, rank: int) -> None:
     """Replace the pixel decoder's weight by its best rank-``rank`` approximation (truncated SVD; the bias, one
     constant pattern, stays free): ``train.phase2_output_rank``. Deterministic, so every rank of a distributed
     run projects its identical weights alike."""
-    linear = f.to_pixels if isinstance(f.to_pixels, nn.Linear) else None
-    if linear is None:
+    if not isinstance(f.to_pixels, nn.Linear):
         raise ValueError("train.phase2_output_rank needs the full linear decoder (model.output_rank = 0)")
-    weight = linear.weight
+    weight = f.to_pixels.weight
     if rank >= min(weight.shape):
         return
     u, s, vh = torch.linalg.svd(weight.float(), full_matrices=False)
