@@ -15,7 +15,6 @@ kept tells by itself.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
-from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share, motion_probe
+from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share, mask_only_view, motion_probe
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
 from stprivacy.layers.tubelets import keep_mask_pixels
 from stprivacy.pipeline import load_anonymizer
@@ -42,21 +41,12 @@ def actor_colour(videos: torch.Tensor, actor: torch.Tensor, group: torch.Tensor)
     return out
 
 
-def mask_only(clips, grid):
-    """The published clips with every kept tubelet grey (128) and the rest black: the keep mask alone."""
-    v = clips.videos
-    n, views = v.shape[:2]
-    masks = clips.keep_masks.reshape(n * views, *clips.keep_masks.shape[2:])
-    lit = (keep_mask_pixels(masks, grid) * 128).to(torch.uint8).reshape(n, views, 1, *v.shape[3:])
-    return dataclasses.replace(clips, videos=lit.expand_as(v).contiguous())
-
-
 def mask_only_attack(cfg, model, val, keep_ratio: float) -> dict:
     cfg.runtime.progress, cfg.evaluate.seeds = False, 1
     train = render_split(synth_preset(cfg.data.synth_preset), cfg.data.train_size, cfg.seed, "train", 1,
                          progress=False)
     published = [anonymize_clips(model, c, keep_ratio, cfg.runtime) for c in (train, val)]
-    r = evaluate_clips("mask-only", keep_ratio, *(mask_only(c, model.grid) for c in published), cfg, cfg.seed)
+    r = evaluate_clips("mask-only", keep_ratio, *(mask_only_view(c, model.grid) for c in published), cfg, cfg.seed)
     return {"action_top1": r.action_top1, "worst_cmap": r.worst[1].cmap,
             "per_attribute_ap": {k: v.per_attribute_ap for k, v in r.attackers.items()}}
 

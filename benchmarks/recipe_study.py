@@ -26,7 +26,8 @@ from stprivacy.config import load_experiment, peak_lr
 from stprivacy.data.build import split_validation
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
-from stprivacy.evaluation.instruments import actor_coverage, probe_adversaries
+from stprivacy.evaluation.instruments import coverage_of, inference_masks, keep_pattern_leak, probe_adversaries
+from stprivacy.evaluation.leakage import mask_only_view
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
 from stprivacy.losses import privacy_loss
 from stprivacy.models import STPrivacy
@@ -84,7 +85,8 @@ def catch_up(model: STPrivacy, adv, train, val, cfg, checkpoints: list[int]) -> 
 
 
 def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: bool, data: dict,
-               probe_ratios: list[float] | None = None, catchup: list[int] | None = None) -> dict:
+               probe_ratios: list[float] | None = None, catchup: list[int] | None = None,
+               mask_probe: bool = False) -> dict:
     cfg = load_experiment(base, [*overrides, f"seed={seed}", "runtime.progress=false"])
     cfg.runtime.apply_threads()
     train, val = data["train"], data["val"]
@@ -109,19 +111,25 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
         row["catchup"] = catch_up(model, adv, train, val, cfg, catchup)
     model.eval()
     for a in cfg.evaluate.keep_ratios:
-        reading = actor_coverage(model, val, a, cfg.runtime)
+        keep = inference_masks(model, val, a, cfg.runtime)
+        reading = coverage_of(keep, val, model.grid, a, len(model.scorers))
+        row[f"pattern_cmap_a{a:g}"] = keep_pattern_leak(keep, val.attributes)
         row[f"coverage_a{a:g}"] = reading.coverage
         row[f"oracle_a{a:g}"] = reading.oracle
         row[f"bystander_kept_a{a:g}"] = reading.bystander_kept
     if probe:
         cfg.evaluate.seeds = 1
         for a in probe_ratios or cfg.evaluate.keep_ratios:
-            r = evaluate_clips("stprivacy", a, anonymize_clips(model, train, a, cfg.runtime),
-                               anonymize_clips(model, val, a, cfg.runtime), cfg, seed)
+            published = [anonymize_clips(model, c, a, cfg.runtime) for c in (train, val)]
+            r = evaluate_clips("stprivacy", a, *published, cfg, seed)
             row[f"val_action_a{a:g}"] = r.action_top1
             row[f"val_cmap_a{a:g}"] = r.worst[1].cmap
             row[f"val_ap_a{a:g}"] = {k: v.per_attribute_ap for k, v in r.attackers.items()}
             row[f"val_cmap_by_attacker_a{a:g}"] = {k: v.cmap for k, v in r.attackers.items()}
+            if mask_probe:  # the same suite on the keep pattern alone
+                m = evaluate_clips("mask-only", a, *(mask_only_view(c, model.grid) for c in published), cfg, seed)
+                row[f"val_mask_only_cmap_a{a:g}"] = m.worst[1].cmap
+                row[f"val_mask_only_ap_a{a:g}"] = {k: v.per_attribute_ap for k, v in m.attackers.items()}
     row["minutes"] = (time.time() - started) / 60
     return row
 
@@ -147,6 +155,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--phases", default="12", choices=["1", "12"])
     ap.add_argument("--probe", action="store_true", help="the phase-3 suite on validation after training")
+    ap.add_argument("--mask-probe", action="store_true",
+                    help="with --probe: the same suite on the keep pattern alone (kept tubelets grey; minutes)")
     ap.add_argument("--probe-ratios", type=float, nargs="+", help="keep ratios of the probe (default: the preset's)")
     ap.add_argument("--set", action="append", default=[], help="an override for every recipe")
     ap.add_argument("--catchup", type=int, nargs="+", help="after phase 2, the privacy recognizers' validation cMAP "
@@ -174,7 +184,8 @@ def main() -> None:
         for text in args.recipe:
             name, overrides = parse_recipe(text)
             row = {"recipe": name, **run_recipe(args.base, [*args.set, *overrides], seed, args.phases, args.probe,
-                                                 data_by_seed[seed], args.probe_ratios, args.catchup)}
+                                                 data_by_seed[seed], args.probe_ratios, args.catchup,
+                                                 args.mask_probe)}
             with args.out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             last = row["epochs"][-1] if row["epochs"] else {}

@@ -99,6 +99,10 @@ class TrainConfig:
     #: the critic learns from random masks of the same counts and the selector learns through it, so the keep
     #: pattern means nothing to it.
     phase1_critic_input: str = "output"
+    #: Weight of a keep-pattern adversary in phase 1 (0 = the paper; see training/phase1.py): a small attacker
+    #: learns the private attributes from the keep mask alone, and the selector learns to leave it at chance
+    #: (the ``confusion`` target), so that *which* tubelets a video shows tells nothing private.
+    phase1_pattern_adversary: float = 0.0
     #: Train over a range of keep ratios ``[low, high]``, one sampled uniformly per batch (empty = always
     #: ``model.keep_ratio``), so that one anonymizer serves every deployment ratio. Pair it with
     #: ``model.selection: topk``: a Gumbel decision per token cannot follow a target that changes per batch.
@@ -200,6 +204,8 @@ class TrainConfig:
         if self.phase1_critic_input not in ("output", "input", "input-random"):
             raise ConfigError(f"train.phase1_critic_input must be 'output', 'input' or 'input-random', got "
                               f"{self.phase1_critic_input!r}")
+        if self.phase1_pattern_adversary < 0:
+            raise ConfigError(f"train.phase1_pattern_adversary must be >= 0, got {self.phase1_pattern_adversary}")
         if self.privacy_objective not in ("neg_bce", "confusion"):
             raise ConfigError(f"train.privacy_objective must be 'neg_bce' or 'confusion', got "
                               f"{self.privacy_objective!r}")

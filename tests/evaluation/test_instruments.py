@@ -1,4 +1,7 @@
-"""The instruments: actor coverage, masks read off a published video, the phase-3 clips' masks."""
+"""The instruments: actor coverage, the keep pattern's leak, masks read off a published video, the phase-3 clips'
+masks."""
+
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from stprivacy.evaluation.instruments import (
     actor_coverage,
     coverage,
     keep_mask_from_video,
+    keep_pattern_leak,
     oracle_coverage,
     tubelet_share,
 )
@@ -104,3 +108,17 @@ def test_an_actor_selector_scores_the_oracle_and_the_inverse_scores_below_one():
     bad = actor_coverage(worst, clips, 0.7, runtime, batch_size=8)
     assert good.coverage == pytest.approx(good.oracle) and good.coverage > 1.5
     assert bad.coverage < 0.5
+
+
+def test_keep_pattern_leak_reads_a_pattern_that_shows_the_attribute_and_not_a_random_one():
+    gen = torch.Generator().manual_seed(0)
+    attributes = torch.randint(2, (200, 2), generator=gen)
+    random = (torch.rand(200, 4, 16, generator=gen) < 0.3).float()
+    telling = random.clone()
+    telling[:, :, 0] = attributes[:, :1].float()  # tubelet 0 is kept exactly when attribute 0 is 1
+    telling[:, :, 1] = attributes[:, 1:].float()
+    assert keep_pattern_leak(telling, attributes) > 95
+    assert 40 < keep_pattern_leak(random, attributes) < 62
+    # an attribute that never varies cannot be read: left out, and with nothing left the reading is undefined
+    constant = torch.zeros(200, 2, dtype=torch.long)
+    assert math.isnan(keep_pattern_leak(telling, constant))

@@ -3,6 +3,8 @@
 * **Actor coverage** (synthetic data, whose renderer knows where the actor is): the actor's share of the kept
   tubelets divided by its share of all tubelets. 1.0 is what a random choice of tubelets gets; below 1 the
   selector prefers background; :func:`oracle_coverage` is the best any selector can reach at that keep ratio.
+* **Keep-pattern leak**: a fresh linear attacker of the private attributes on the keep masks alone,
+  :func:`keep_pattern_leak`.
 * **Published-video masks**: the keep mask an attacker can know is the one the video shows (its all-zero
   tubelets), see :func:`keep_mask_from_video`.
 * **Validation probes**: the phase-1 head's top-1 under top-k, and phase 2's auxiliary recognizers on validation
@@ -69,37 +71,62 @@ class CoverageReading:
 
 
 @torch.inference_mode()
-def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
-                   batch_size: int = 64, stage: int | None = None) -> CoverageReading:
-    """What the inference-mode selector of ``model`` keeps on ``clips`` (which must carry actor masks): the
-    published (final) mask, or the mask after selection ``stage`` (0-based) of an anonymizer.
-
-    In the paper's progressive design a tubelet kept at an early stage passes its content to the others before a
-    later stage drops it, so the final mask need not keep the actor for the output to carry the action."""
-    if clips.actor_masks is None:
-        raise ValueError("actor coverage needs clips with actor masks (the synthetic renderer gives them)")
+def inference_masks(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig, batch_size: int = 64,
+                    stage: int | None = None) -> torch.Tensor:
+    """The keep masks (C x L x N) that the inference-mode selector of ``model`` gives ``clips``: the published
+    (final) mask, or the mask after selection ``stage`` (0-based) of an anonymizer."""
     device = runtime.torch_device()
     was_training = model.training
     model.eval()
-    keeps, actor, other = [], [], []
+    keeps = []
     for start in range(0, len(clips), batch_size):
-        sl = slice(start, start + batch_size)
-        x = to_float(clips.videos[sl, 0]).to(device)
+        x = to_float(clips.videos[start:start + batch_size, 0]).to(device)
         if stage is None:
             _, keep = model.anonymize(x, keep_ratio)
         else:
             keep = model(x, keep_ratio=keep_ratio).decisions[stage]  # eval mode: the top-k path
         keeps.append(keep.cpu())
-        actor.append(tubelet_share(clips.actor_masks[sl, 0], model.grid))
-        if clips.person_masks is not None:
-            person = tubelet_share(clips.person_masks[sl, 0], model.grid)
-            other.append((person - actor[-1]).clamp_min(0))
     model.train(was_training)
-    keep, share = torch.cat(keeps), torch.cat(actor)
-    bystander = torch.cat(other) if other else torch.zeros_like(share)
-    kept_other = float((bystander * keep).sum() / keep.sum().clamp_min(1.0))
+    return torch.cat(keeps)
+
+
+def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
+                   batch_size: int = 64, stage: int | None = None) -> CoverageReading:
+    """What the inference-mode selector of ``model`` keeps on ``clips`` (which must carry actor masks), at the
+    published (final) mask or after selection ``stage`` (0-based).
+
+    In the paper's progressive design a tubelet kept at an early stage passes its content to the others before a
+    later stage drops it, so the final mask need not keep the actor for the output to carry the action."""
+    keep = inference_masks(model, clips, keep_ratio, runtime, batch_size, stage)
     stages = len(model.scorers) if stage is None else stage + 1
+    return coverage_of(keep, clips, model.grid, keep_ratio, stages)
+
+
+def coverage_of(keep: torch.Tensor, clips: ClipSet, grid: TubeletGrid, keep_ratio: float, stages: int
+                ) -> CoverageReading:
+    """The coverage reading of keep masks ``keep`` (C x L x N) on ``clips``, which must carry actor masks."""
+    if clips.actor_masks is None:
+        raise ValueError("actor coverage needs clips with actor masks (the synthetic renderer gives them)")
+    share = tubelet_share(clips.actor_masks[:, 0], grid)
+    bystander = torch.zeros_like(share)
+    if clips.person_masks is not None:
+        bystander = (tubelet_share(clips.person_masks[:, 0], grid) - share).clamp_min(0)
+    kept_other = float((bystander * keep).sum() / keep.sum().clamp_min(1.0))
     return CoverageReading(keep_ratio, coverage(keep, share), oracle_coverage(share, keep_ratio, stages), kept_other)
+
+
+def keep_pattern_leak(keep: torch.Tensor, attributes: torch.Tensor) -> float:
+    """cMAP (%) of a fresh linear attacker (out-of-fold logistic regression) that reads the private attributes
+    from keep masks (C x L x N) alone: what *which* tubelets a published video shows gives away. A lower bound
+    on what a nonlinear attacker of the pattern reads (``benchmarks/leak_probe.py --mask-only`` trains the
+    phase-3 suite on it); chance is the attributes' prior, about 50 on the synthetic benchmark."""
+    from stprivacy.evaluation.leakage import linear_probe
+
+    counts = attributes.long().sum(0)
+    readable = (counts >= 2) & (len(attributes) - counts >= 2)  # a 2-fold probe needs two of each class
+    if not readable.any():
+        return float("nan")
+    return float(linear_probe(keep.flatten(1).float().numpy(), attributes[:, readable]).mean())
 
 
 @torch.inference_mode()

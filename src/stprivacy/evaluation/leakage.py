@@ -13,9 +13,13 @@ run):
   pooled in cells): what any output that shows the motion faithfully gives away. On the raw synthetic clips it
   reads skin colour at 94 AP: a light hand on a light background moves with little contrast, a dark one with much,
   so the motion an action recognizer needs carries the attribute (docs/results/recipe_study.md).
+* :func:`mask_only_view`: the published clips with every kept tubelet grey and the rest black, the keep pattern
+  alone, for a fresh phase-3 suite to read (what *which* tubelets are kept tells by itself).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -23,6 +27,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 
+from stprivacy.data.clips import ClipSet
+from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
 from stprivacy.models.baselines.fixed import pixelate
 
 #: Pixels whose channels sum below this (on a [0, 1] scale) count as black: dropped tubelets, not content.
@@ -106,3 +112,16 @@ def published_fine_pattern(videos, limit: int = 256, k: int = 4) -> float | None
     if videos.shape[-1] % k or videos.shape[-2] % k:
         return None
     return fine_pattern_share(videos[:limit, 0].float() / 255, k)
+
+
+def mask_only_view(clips: ClipSet, grid: TubeletGrid) -> ClipSet:
+    """Published clips (with their keep masks) -> the same clips showing only the keep mask: every kept tubelet
+    mid-grey (128), the rest black. An attacker trained on these reads the private attributes from the pattern
+    alone; the action is there too, as far as the pattern carries it."""
+    if clips.keep_masks is None:
+        raise ValueError("the mask-only view needs published clips with keep masks")
+    v = clips.videos
+    n, views = v.shape[:2]
+    masks = clips.keep_masks.reshape(n * views, *clips.keep_masks.shape[2:])
+    lit = (keep_mask_pixels(masks, grid) * 128).to(torch.uint8).reshape(n, views, 1, *v.shape[3:])
+    return dataclasses.replace(clips, videos=lit.expand_as(v).contiguous())

@@ -5,5 +5,5 @@ from stprivacy.lazy import exports
 __getattr__, __all__ = exports(__name__, {
     "anonymizer": ["AnonymizerOutput", "STPrivacy"],
     "config": ["MODEL_PRESETS", "FrameAttackerConfig", "ModelConfig", "model_preset"],
-    "recognizers": ["FrameAttacker", "VideoRecognizer"],
+    "recognizers": ["FrameAttacker", "KeepPatternAttacker", "VideoRecognizer"],
 })
