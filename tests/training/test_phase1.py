@@ -7,8 +7,8 @@ from torch import nn
 
 from stprivacy.config import load_experiment
 from stprivacy.errors import ConfigError
-from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.evaluation.instruments import keep_pattern_leak
+from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.models import KeepPatternAttacker, STPrivacy, VideoRecognizer
 from stprivacy.models.selection import TokenScorer, topk_keep
 from stprivacy.training.phase1 import critic_loss, pattern_losses, phase1_step, random_keep_mask

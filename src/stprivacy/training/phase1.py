@@ -32,8 +32,7 @@ from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import coverage_of, inference_masks, keep_pattern_leak, probe_head
 from stprivacy.layers.tubelets import kept_pixels
-from stprivacy.losses import (action_loss, confusion_loss, keep_ratio_loss, masked_reconstruction_loss,
-                               privacy_loss)
+from stprivacy.losses import action_loss, confusion_loss, keep_ratio_loss, masked_reconstruction_loss, privacy_loss
 from stprivacy.models import KeepPatternAttacker, STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
 from stprivacy.training import distributed
