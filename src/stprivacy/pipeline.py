@@ -14,7 +14,7 @@ from stprivacy.data.clips import ClipSet
 from stprivacy.data.disk import DiskVideos
 from stprivacy.data.pool import with_fixed_views
 from stprivacy.errors import CheckpointError, ConfigError
-from stprivacy.evaluation.instruments import actor_coverage
+from stprivacy.evaluation.instruments import actor_coverage, keep_pattern_leak
 from stprivacy.evaluation.leakage import published_fine_pattern
 from stprivacy.evaluation.metrics import chance_cmap
 from stprivacy.evaluation.phase3 import SPARSIFY_ONLY, MethodResult, anonymize_clips, evaluate_clips, sparsify_clips
@@ -264,7 +264,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     def evaluate_method(name, ratio, make_clips):
         """Every seed of one method; its clips are transformed once (the transform does not depend on the seed)
         and only when some seed's result is not saved yet."""
-        clips = coverage = fine_pattern = None
+        clips = coverage = fine_pattern = keep_pattern = None
         for seed in seeds:
             path = _result_path(run, name, ratio, seed)
             if path.is_file():
@@ -274,10 +274,12 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 # the transform and what it publishes do not depend on the phase-3 seed: measured once
                 clips = make_clips()
                 fine_pattern = published_fine_pattern(clips[1].videos)
+                if clips[1].keep_masks is not None:
+                    keep_pattern = keep_pattern_leak(clips[1].keep_masks[:, 0], clips[1].attributes)
                 if ratio is not None and test_clips.actor_masks is not None:
                     coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
             r = evaluate_clips(name, ratio, *clips, cfg, seed)
-            r.coverage, r.fine_pattern = coverage, fine_pattern
+            r.coverage, r.fine_pattern, r.keep_pattern = coverage, fine_pattern, keep_pattern
             if group.is_main:
                 path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,

@@ -29,17 +29,19 @@ def test_one_seed_shows_no_spread():
     assert "One seed" in table
 
 
-def test_fine_pattern_share_survives_json_and_shows_in_the_table():
+def test_fine_pattern_share_and_keep_pattern_leak_survive_json_and_show_in_the_table():
     from stprivacy.evaluation.report import result_from_json, result_to_json
 
     r = _result("stprivacy", 0, 90.0, {"frame": 66.0})
-    r.fine_pattern = 0.74
+    r.fine_pattern, r.keep_pattern = 0.74, 57.25
     back = result_from_json(result_to_json(r))
-    assert back.fine_pattern == pytest.approx(0.74)
+    assert back.fine_pattern == pytest.approx(0.74) and back.keep_pattern == pytest.approx(57.25)
     report = build_report("synthetic", ["a", "b"], 50.0, [back, _result("raw", 0, 92.0, {"frame": 99.0})])
     by_name = {m["name"]: m for m in report["methods"]}
     assert by_name["stprivacy"]["fine_pattern"] == pytest.approx(0.74) and by_name["raw"]["fine_pattern"] is None
-    assert "| 0.74 |" in markdown_table(report) and "fine-pattern share" in markdown_table(report)
+    assert by_name["stprivacy"]["keep_pattern"] == pytest.approx(57.25) and by_name["raw"]["keep_pattern"] is None
+    table = markdown_table(report)
+    assert "| 0.74 | 57.2 |" in table and "fine-pattern share | keep-pattern cMAP" in table
 
 
 def test_published_fine_pattern_reads_the_first_view_of_uint8_clips():

@@ -122,6 +122,9 @@ class MethodResult:
     #: Share of the published test clips' variation inside 4 x 4 blocks (``evaluation/leakage.py``): how much of
     #: the output is a pixel-level pattern rather than an image (raw synthetic clips: about 0.2).
     fine_pattern: float | None = None
+    #: cMAP (%) of a fresh linear attacker on the published test clips' keep masks alone
+    #: (``instruments.keep_pattern_leak``): what *which* tubelets are shown tells (methods with masks only).
+    keep_pattern: float | None = None
 
     @property
     def worst(self) -> tuple[str, AttackResult]:

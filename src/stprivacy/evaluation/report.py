@@ -16,20 +16,21 @@ import numpy as np
 from stprivacy.evaluation.phase3 import AttackResult, MethodResult
 
 #: 2: every method has ``coverage`` / ``coverage_std`` (None where not measured) and the report says which split
-#: its numbers come from (``split``). 4: every method has ``fine_pattern`` (None where not measured).
-SCHEMA_VERSION = 4
+#: its numbers come from (``split``). 4: every method has ``fine_pattern`` (None where not measured). 5: and
+#: ``keep_pattern`` (None where not measured).
+SCHEMA_VERSION = 5
 
 
 def result_to_json(r: MethodResult) -> dict:
     return {"name": r.name, "keep_ratio": r.keep_ratio, "seed": r.seed, "action_top1": r.action_top1,
             "attackers": {k: asdict(v) for k, v in r.attackers.items()}, "coverage": r.coverage,
-            "fine_pattern": r.fine_pattern}
+            "fine_pattern": r.fine_pattern, "keep_pattern": r.keep_pattern}
 
 
 def result_from_json(d: dict) -> MethodResult:
     return MethodResult(d["name"], d["keep_ratio"], d["seed"], d["action_top1"],
                         {k: AttackResult(**v) for k, v in d["attackers"].items()}, d.get("coverage"),
-                        d.get("fine_pattern"))
+                        d.get("fine_pattern"), d.get("keep_pattern"))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -61,9 +62,11 @@ def aggregate(results: list[MethodResult], attribute_names) -> list[dict]:
         covered = [r.coverage for r in rs if r.coverage is not None]
         cov, cov_sd = _mean_std(covered) if covered else (None, None)
         patterned = [r.fine_pattern for r in rs if r.fine_pattern is not None]
+        keep_read = [r.keep_pattern for r in rs if r.keep_pattern is not None]
         methods.append({
             "name": name, "keep_ratio": ratio, "coverage": cov, "coverage_std": cov_sd,
             "fine_pattern": _mean_std(patterned)[0] if patterned else None,
+            "keep_pattern": _mean_std(keep_read)[0] if keep_read else None,
             "action_top1": top1, "action_top1_std": top1_sd,
             "privacy_cmap": cm, "privacy_cmap_std": cm_sd,
             "privacy_f1": f1, "privacy_f1_std": f1_sd,
@@ -107,15 +110,17 @@ def markdown_table(report: dict) -> str:
              "Actor coverage: the actor's share of the kept tubelets over its share of all tubelets (1 = a random "
              "choice; synthetic data only). Fine-pattern share: the published test clips' variation inside 4 x 4 "
              "blocks over their whole variation (raw synthetic clips: about 0.2; near 1 = the output is a "
-             "pixel-level code, which fresh attackers can learn to read).", "",
+             "pixel-level code, which fresh attackers can learn to read). Keep-pattern cMAP: a fresh linear "
+             "attacker's cMAP on the published keep masks alone (out of fold; chance about 50): what *which* "
+             "tubelets are shown tells.", "",
              *([f"Started from: {', '.join(f'{k} {v}' for k, v in report['initialisation'].items())}.", ""]
                if report.get("initialisation") else []),
              *(f"**Warning:** {w}." for w in report.get("warnings", [])),
              *([""] if report.get("warnings") else []),
              "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | actor coverage | "
-             "fine-pattern share | worst attacker | " + " | ".join(f"cMAP {k}" for k in _attacker_names(report))
+             "fine-pattern share | keep-pattern cMAP | worst attacker | " + " | ".join(f"cMAP {k}" for k in _attacker_names(report))
              + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
     for m in report["methods"]:
         ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
         per = " | ".join(f"{m['attackers'][k]['cmap']:.2f}" if k in m["attackers"] else ""
@@ -123,6 +128,7 @@ def markdown_table(report: dict) -> str:
         lines.append(f"| {m['name']} | {ratio} | {_cell(m, 'action_top1')} | "
                      f"{_cell(m, 'privacy_cmap')} | {m['privacy_f1']:.3f} | {_coverage_cell(m)} | "
                      f"{'' if m.get('fine_pattern') is None else format(m['fine_pattern'], '.2f')} | "
+                     f"{'' if m.get('keep_pattern') is None else format(m['keep_pattern'], '.1f')} | "
                      f"{'/'.join(sorted(set(m['worst_attacker'])))} | {per} |")
     lines += ["", "Per-attribute AP (%) of the worst attacker family:", "",
               "| method | keep ratio | " + " | ".join(report["attributes"]) + " |",
