@@ -118,8 +118,8 @@ def markdown_table(report: dict) -> str:
              *(f"**Warning:** {w}." for w in report.get("warnings", [])),
              *([""] if report.get("warnings") else []),
              "| method | keep ratio | action top-1 (%) ↑ | privacy cMAP (%) ↓ | privacy F1 ↓ | actor coverage | "
-             "fine-pattern share | keep-pattern cMAP | worst attacker | " + " | ".join(f"cMAP {k}" for k in _attacker_names(report))
-             + " |",
+             "fine-pattern share | keep-pattern cMAP | worst attacker | "
+             + " | ".join(f"cMAP {k}" for k in _attacker_names(report)) + " |",
              "|---|---|---|---|---|---|---|---|---|" + "---|" * len(_attacker_names(report))]
     for m in report["methods"]:
         ratio = "" if m["keep_ratio"] is None else f"{m['keep_ratio']:.2f}"
