@@ -103,6 +103,10 @@ class TrainConfig:
     #: learns the private attributes from the keep mask alone, and the selector learns to leave it at chance
     #: (the ``confusion`` target), so that *which* tubelets a video shows tells nothing private.
     phase1_pattern_adversary: float = 0.0
+    #: What the keep-pattern attacker learns from: "training" (the batch's training masks, Gumbel-perturbed top-k
+    #: at the sampled ratio) or "published" (the inference masks of the same clips at that ratio, noise-free top-k,
+    #: what a published video shows; one extra no-grad forward per batch).
+    phase1_pattern_masks: str = "training"
     #: Train over a range of keep ratios ``[low, high]``, one sampled uniformly per batch (empty = always
     #: ``model.keep_ratio``), so that one anonymizer serves every deployment ratio. Pair it with
     #: ``model.selection: topk``: a Gumbel decision per token cannot follow a target that changes per batch.
@@ -204,6 +208,9 @@ class TrainConfig:
         if self.phase1_critic_input not in ("output", "input", "input-random"):
             raise ConfigError(f"train.phase1_critic_input must be 'output', 'input' or 'input-random', got "
                               f"{self.phase1_critic_input!r}")
+        if self.phase1_pattern_masks not in ("training", "published"):
+            raise ConfigError(f"train.phase1_pattern_masks must be 'training' or 'published', got "
+                              f"{self.phase1_pattern_masks!r}")
         if self.phase1_pattern_adversary < 0:
             raise ConfigError(f"train.phase1_pattern_adversary must be >= 0, got {self.phase1_pattern_adversary}")
         if self.privacy_objective not in ("neg_bce", "confusion"):

@@ -11,7 +11,13 @@ from stprivacy.evaluation.instruments import keep_pattern_leak
 from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.models import KeepPatternAttacker, STPrivacy, VideoRecognizer
 from stprivacy.models.selection import TokenScorer, topk_keep
-from stprivacy.training.phase1 import critic_loss, pattern_losses, phase1_step, random_keep_mask
+from stprivacy.training.phase1 import (
+    critic_loss,
+    pattern_losses,
+    phase1_step,
+    published_masks,
+    random_keep_mask,
+)
 
 
 class SpyCritic(nn.Module):
@@ -101,11 +107,28 @@ def test_pattern_losses_train_the_selector_through_the_attacker_and_the_attacker
         attacker(out.keep_mask.detach()), batch["attributes"].float())
     torch.testing.assert_close(read, expected)
     assert hide >= 0  # a confusion: zero only when every prediction is 1/2
+    # given the published (noise-free) masks, the attacker learns from those instead
+    published = random_keep_mask(out.keep_mask.detach())
+    _, read = pattern_losses(attacker, out.keep_mask, batch["attributes"], published)
+    torch.testing.assert_close(read, torch.nn.functional.binary_cross_entropy_with_logits(
+        attacker(published), batch["attributes"].float()))
 
 
-def test_a_negative_pattern_weight_is_a_config_error():
+def test_a_negative_pattern_weight_or_an_unknown_mask_source_is_a_config_error():
     with pytest.raises(ConfigError, match="phase1_pattern_adversary"):
         load_experiment("tiny", ["train.phase1_pattern_adversary=-1"])
+    with pytest.raises(ConfigError, match="phase1_pattern_masks"):
+        load_experiment("tiny", ["train.phase1_pattern_masks=clean"])
+
+
+def test_published_masks_are_the_inference_masks_and_leave_the_model_in_training_mode():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, selection="topk").train()
+    video = torch.rand(4, 3, 8, 32, 32)
+    keep = published_masks(model, video, 0.7)
+    assert model.training and not keep.requires_grad
+    model.eval()
+    torch.testing.assert_close(keep, model.anonymize(video, 0.7)[1])
 
 
 def salient_tokens(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
