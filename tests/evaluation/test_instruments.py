@@ -16,6 +16,7 @@ from stprivacy.evaluation.instruments import (
     keep_mask_from_video,
     keep_pattern_leak,
     oracle_coverage,
+    published_masks,
     tubelet_share,
 )
 from stprivacy.evaluation.phase3 import anonymize_clips
@@ -122,3 +123,13 @@ def test_keep_pattern_leak_reads_a_pattern_that_shows_the_attribute_and_not_a_ra
     # an attribute that never varies cannot be read: left out, and with nothing left the reading is undefined
     constant = torch.zeros(200, 2, dtype=torch.long)
     assert math.isnan(keep_pattern_leak(telling, constant))
+
+
+def test_published_masks_are_the_inference_masks_and_leave_the_model_in_training_mode():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, selection="topk").train()
+    video = torch.rand(4, 3, 8, 32, 32)
+    keep = published_masks(model, video, 0.7)
+    assert model.training and not keep.requires_grad
+    model.eval()
+    torch.testing.assert_close(keep, model.anonymize(video, 0.7)[1])

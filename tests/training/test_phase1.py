@@ -15,7 +15,6 @@ from stprivacy.training.phase1 import (
     critic_loss,
     pattern_losses,
     phase1_step,
-    published_masks,
     random_keep_mask,
 )
 
@@ -119,16 +118,6 @@ def test_a_negative_pattern_weight_or_an_unknown_mask_source_is_a_config_error()
         load_experiment("tiny", ["train.phase1_pattern_adversary=-1"])
     with pytest.raises(ConfigError, match="phase1_pattern_masks"):
         load_experiment("tiny", ["train.phase1_pattern_masks=clean"])
-
-
-def test_published_masks_are_the_inference_masks_and_leave_the_model_in_training_mode():
-    torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", num_classes=3, selection="topk").train()
-    video = torch.rand(4, 3, 8, 32, 32)
-    keep = published_masks(model, video, 0.7)
-    assert model.training and not keep.requires_grad
-    model.eval()
-    torch.testing.assert_close(keep, model.anonymize(video, 0.7)[1])
 
 
 def salient_tokens(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

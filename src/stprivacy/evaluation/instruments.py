@@ -70,24 +70,29 @@ class CoverageReading:
     bystander_kept: float
 
 
+@torch.no_grad()
+def published_masks(model, video: torch.Tensor, keep_ratio: float, stage: int | None = None) -> torch.Tensor:
+    """The keep masks (B x L x N) that inference (eval mode, noise-free top-k) gives a batch ``video``: the
+    published (final) mask, or the mask after selection ``stage`` (0-based) of an anonymizer. The model's
+    training mode is restored."""
+    was_training = model.training
+    model.eval()
+    if stage is None:
+        _, keep = model.anonymize(video, keep_ratio)
+    else:
+        keep = model(video, keep_ratio=keep_ratio).decisions[stage]  # eval mode: the top-k path
+    model.train(was_training)
+    return keep
+
+
 @torch.inference_mode()
 def inference_masks(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig, batch_size: int = 64,
                     stage: int | None = None) -> torch.Tensor:
-    """The keep masks (C x L x N) that the inference-mode selector of ``model`` gives ``clips``: the published
-    (final) mask, or the mask after selection ``stage`` (0-based) of an anonymizer."""
+    """:func:`published_masks` over ``clips`` (their first view), in batches: C x L x N."""
     device = runtime.torch_device()
-    was_training = model.training
-    model.eval()
-    keeps = []
-    for start in range(0, len(clips), batch_size):
-        x = to_float(clips.videos[start:start + batch_size, 0]).to(device)
-        if stage is None:
-            _, keep = model.anonymize(x, keep_ratio)
-        else:
-            keep = model(x, keep_ratio=keep_ratio).decisions[stage]  # eval mode: the top-k path
-        keeps.append(keep.cpu())
-    model.train(was_training)
-    return torch.cat(keeps)
+    return torch.cat([published_masks(model, to_float(clips.videos[start:start + batch_size, 0]).to(device),
+                                      keep_ratio, stage).cpu()
+                      for start in range(0, len(clips), batch_size)])
 
 
 def actor_coverage(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,

@@ -30,7 +30,13 @@ from tqdm.auto import tqdm
 
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
-from stprivacy.evaluation.instruments import coverage_of, inference_masks, keep_pattern_leak, probe_head
+from stprivacy.evaluation.instruments import (
+    coverage_of,
+    inference_masks,
+    keep_pattern_leak,
+    probe_head,
+    published_masks,
+)
 from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.losses import action_loss, confusion_loss, keep_ratio_loss, masked_reconstruction_loss, privacy_loss
 from stprivacy.models import KeepPatternAttacker, STPrivacy, VideoRecognizer
@@ -100,16 +106,6 @@ def pattern_losses(attacker: nn.Module, keep_mask: torch.Tensor, attributes: tor
     seen = keep_mask.detach() if published is None else published.to(keep_mask.dtype)
     read = privacy_loss(attacker(seen).float(), attributes)
     return hide, read
-
-
-@torch.no_grad()
-def published_masks(model: STPrivacy, video: torch.Tensor, keep_ratio: float) -> torch.Tensor:
-    """The keep masks that inference (noise-free top-k, eval mode) gives ``video`` at ``keep_ratio``."""
-    was_training = model.training
-    model.eval()
-    _, keep = model.anonymize(video, keep_ratio)
-    model.train(was_training)
-    return keep
 
 
 def random_keep_mask(keep_mask: torch.Tensor) -> torch.Tensor:
