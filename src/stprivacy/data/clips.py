@@ -69,7 +69,8 @@ class ClipSet(Dataset):
         disk stay on disk."""
         def pick(t):
             return None if t is None else t[index]
-        videos = self.videos.select(index) if hasattr(self.videos, "select") else self.videos[index]
+        # torch.Tensor has a select(dim, index) of its own: only the containers' select(index) takes an index alone
+        videos = self.videos[index] if isinstance(self.videos, torch.Tensor) else self.videos.select(index)
         return ClipSet(videos, self.actions[index], self.attributes[index], self.action_names,
                        self.attribute_names, person_masks=pick(self.person_masks), actor_masks=pick(self.actor_masks),
                        keep_masks=pick(self.keep_masks),
