@@ -193,6 +193,10 @@ class TrainConfig:
     #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the
     #: recognizers see what phase 3's attackers will see (off = the paper).
     bounded_output: bool = False
+    #: With ``bounded_output``, the keep mask that travels with the output to the recognizers is the one the
+    #: published video shows: a kept tubelet painted black (every pixel rounds to 0) counts as dropped, as it does
+    #: for phase 3's attackers (``evaluation.instruments.keep_mask_from_video``).
+    bounded_mask: bool = False
     #: Instability guard: a NaN/inf loss, or a privacy BCE above ``max_privacy_bce`` (the anonymizer's -BCE term
     #: running away), rolls back to the last epoch checkpoint with the learning rate times ``rollback_lr_factor``;
     #: after ``max_rollbacks`` rollbacks in one phase training stops with an error.
@@ -211,6 +215,8 @@ class TrainConfig:
         if self.phase1_pattern_masks not in ("training", "published"):
             raise ConfigError(f"train.phase1_pattern_masks must be 'training' or 'published', got "
                               f"{self.phase1_pattern_masks!r}")
+        if self.bounded_mask and not self.bounded_output:
+            raise ConfigError("train.bounded_mask reads the mask off the bounded output: set train.bounded_output")
         if self.phase1_pattern_adversary < 0:
             raise ConfigError(f"train.phase1_pattern_adversary must be >= 0, got {self.phase1_pattern_adversary}")
         if self.privacy_objective not in ("neg_bce", "confusion"):

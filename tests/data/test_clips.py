@@ -1,8 +1,8 @@
 import torch
 
+from stprivacy.config import DataConfig
 from stprivacy.data.build import split_validation
 from stprivacy.data.clips import ClipSet
-from stprivacy.config import DataConfig
 
 
 def _clips(n=10):

@@ -338,3 +338,46 @@ def test_a_decoder_rank_limit_from_phase_1_and_one_from_phase_2_cannot_be_combin
 
     with pytest.raises(ConfigError, match="model.output_rank"):
         load_experiment("tiny", ["train.phase2_output_rank=4", "model.output_rank=4"])
+
+
+def test_bounded_views_show_the_recognizers_what_a_published_video_shows():
+    from stprivacy.models.anonymizer import AnonymizerOutput
+    from stprivacy.training.phase2 import recognizer_view
+
+    # 1 x 3 x 2 x 4 x 4 with tubelets 2 x 2 x 2: 4 tubelets; tubelet 0 kept but painted below 0.5/255 everywhere,
+    # tubelet 1 kept with values outside [0, 1], tubelet 2 dropped (zero), tubelet 3 kept and ordinary
+    video = torch.full((1, 3, 2, 4, 4), 0.5)
+    video[..., :2, :2] = 0.001
+    video[..., :2, 2:] = torch.tensor([-0.3, 1.7]).repeat(6)[:6].reshape(3, 2, 1, 1).expand(3, 2, 2, 2)
+    video[..., 2:, :2] = 0.0
+    keep = torch.tensor([[[1.0, 1.0, 0.0, 1.0]]], requires_grad=True)
+    out = AnonymizerOutput(video=video, keep_mask=keep, decisions=[keep])
+    cfg = load_experiment("tiny", []).train
+    v, m = recognizer_view(out, cfg, (2, 2, 2))
+    assert v is video and m is keep  # the paper: the float output and the decision
+    cfg = load_experiment("tiny", ["train.bounded_output=true"]).train
+    v, m = recognizer_view(out, cfg, (2, 2, 2))
+    assert m is keep and v.min() == 0 and v.max() == 1 and torch.all(v[..., :2, :2] == 0)
+    assert torch.allclose(v * 255, (v * 255).round())
+    cfg = load_experiment("tiny", ["train.bounded_output=true", "train.bounded_mask=true"]).train
+    v, m = recognizer_view(out, cfg, (2, 2, 2))
+    assert m.tolist() == [[[0.0, 1.0, 0.0, 1.0]]]  # the painted-black tubelet reads as dropped
+    m.sum().backward()
+    assert keep.grad.tolist() == [[[0.0, 1.0, 0.0, 1.0]]]  # the decision's gradient flows where the video shows
+
+
+def test_a_bounded_mask_without_a_bounded_output_is_a_config_error():
+    from stprivacy.config import ConfigError
+
+    with pytest.raises(ConfigError, match="bounded_mask"):
+        load_experiment("tiny", ["train.bounded_mask=true"])
+
+
+def test_bounded_phase_2_trains_both_sides_on_the_published_view():
+    cfg, f, adv, batch = _setup(["train.bounded_output=true", "train.bounded_mask=true"])
+    before = [p.detach().clone() for p in (*f.parameters(), *adv.parameters())]
+    losses = train_step(f, f, adv, batch, cfg, _opts(f, adv), cfg.model.keep_ratio)
+    after = list((*f.parameters(), *adv.parameters()))
+    assert all(math.isfinite(v) for v in losses.values())
+    moved = [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
+    assert any(moved[:len(list(f.parameters()))]) and any(moved[len(list(f.parameters())):])

@@ -44,6 +44,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from stprivacy.config import ExperimentConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import probe_adversaries
+from stprivacy.layers.tubelets import video_to_tubelets
 from stprivacy.losses import (
     action_loss,
     confusion_loss,
@@ -119,6 +120,20 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
+def recognizer_view(out, tc, tubelet: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output and keep mask phase 2's recognizers get: the float output and the anonymizer's decision (the
+    paper); with ``bounded_output`` the output clamped and quantised as it is published; with ``bounded_mask``
+    also the mask that the published video shows (a kept tubelet painted black is dropped; the decision's
+    straight-through gradient stays on the tubelets that remain)."""
+    if not tc.bounded_output:
+        return out.video, out.keep_mask
+    video = publish(out.video)
+    if not tc.bounded_mask:
+        return video, out.keep_mask
+    visible = video_to_tubelets(video.detach() != 0, tubelet).any(-1).reshape_as(out.keep_mask)
+    return video, out.keep_mask * visible.to(out.keep_mask.dtype)
+
+
 def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios,
                       tubelet: tuple[int, int, int], match: AppearanceMatch | None = None):
     """Step 1's losses on one batch (call inside :func:`frozen`), and the detached output for step 2.
@@ -126,10 +141,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
     ``match`` the ``privacy_match`` term (None when off)."""
     tc = cfg.train
     out = f(batch["video"], keep_ratio=keep_ratio)
-    video = publish(out.video) if tc.bounded_output else out.video
+    video, keep = recognizer_view(out, tc, tubelet)
     losses = {"spars": keep_ratio_loss(out.decisions, stage_ratios),
-              "ce_A": action_loss(adv.action(video, out.keep_mask).float(), batch["action"])}
-    logits = [p(video, out.keep_mask).float() for p in adv.privacy_views()]
+              "ce_A": action_loss(adv.action(video, keep).float(), batch["action"])}
+    logits = [p(video, keep).float() for p in adv.privacy_views()]
     bces = torch.stack([privacy_loss(z, batch["attributes"]) for z in logits])
     losses["bce_P"] = bces.min()  # the strongest privacy recognizer's BCE, for the log and the guard
     if tc.privacy_objective == "confusion":
@@ -160,7 +175,7 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
         total = total + tc.phase2_reconstruction * losses["recon"]
     losses["total"] = total
-    return losses, (video.detach(), out.keep_mask.detach())
+    return losses, (video.detach(), keep.detach())
 
 
 def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tensor, torch.Tensor]):
@@ -210,9 +225,8 @@ def adversary_step(f: STPrivacy, adv: Adversaries, batch: dict, cfg: ExperimentC
     def loss_fn(part):
         with runtime.autocast(device), torch.no_grad():
             out = f(part["video"], keep_ratio=keep_ratio)
-        video = publish(out.video) if tc.bounded_output else out.video
         with runtime.autocast(device):
-            return recognizer_losses(adv, part, (video, out.keep_mask)), None
+            return recognizer_losses(adv, part, recognizer_view(out, tc, f.grid.tubelet)), None
 
     opt.zero_grad(set_to_none=True)
     losses, _ = distributed.backward_parts(batch, loss_fn, device, runtime.accumulate)
