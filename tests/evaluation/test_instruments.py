@@ -16,6 +16,7 @@ from stprivacy.evaluation.instruments import (
     keep_mask_from_video,
     keep_pattern_leak,
     oracle_coverage,
+    publication_gap,
     published_masks,
     tubelet_share,
 )
@@ -133,3 +134,32 @@ def test_published_masks_are_the_inference_masks_and_leave_the_model_in_training
     assert model.training and not keep.requires_grad
     model.eval()
     torch.testing.assert_close(keep, model.anonymize(video, 0.7)[1])
+
+
+class ReadsNegativePixels(torch.nn.Module):
+    """An 'action recognizer' that says class 0 when the video has a pixel below 0, else class 1: a code that
+    only the float output carries."""
+
+    def forward(self, video, keep_mask=None):
+        below = (video.flatten(1).amin(1) < 0).float()
+        return torch.stack([below, 1 - below], dim=1)
+
+
+def test_publication_gap_sees_a_code_outside_the_range_and_tubelets_painted_black():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3).train()
+    with torch.no_grad():
+        model.to_pixels.weight.zero_()
+        model.to_pixels.bias.fill_(0.5)
+        model.to_pixels.bias[0] = -0.5  # one pixel of every kept tubelet below 0: the only code, lost when clamped
+    clips = ClipSet(torch.randint(0, 255, (5, 3, 8, 32, 32), dtype=torch.uint8), torch.zeros(5, dtype=torch.long),
+                    torch.zeros(5, 5, dtype=torch.long))
+    numel = model.to_pixels.bias.numel()
+    gap = publication_gap(model, ReadsNegativePixels(), clips, 0.7, RuntimeConfig(progress=False), batch_size=2)
+    assert model.training  # its mode is restored
+    assert gap.float_top1 == 100.0 and gap.published_top1 == 0.0
+    assert gap.clamped == pytest.approx(1 / numel) and gap.painted_black == 0.0
+    with torch.no_grad():
+        model.to_pixels.bias.fill_(-0.5)  # every kept tubelet black once published
+    gap = publication_gap(model, ReadsNegativePixels(), clips, 0.7, RuntimeConfig(progress=False))
+    assert gap.clamped == 1.0 and gap.painted_black == 1.0

@@ -10,6 +10,8 @@
 * **Validation probes**: the phase-1 head's top-1 under top-k, and phase 2's auxiliary recognizers on validation
   outputs produced exactly as phase 3 sees them (inference mode, uint8), in :func:`probe_head` and
   :func:`probe_adversaries`.
+* **Publication gap**: what a recognizer reads in the float output and what survives clamping, rounding and the
+  mask a video shows, :func:`publication_gap`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.evaluation.metrics import cmap, top1_accuracy
-from stprivacy.layers.tubelets import TubeletGrid, video_to_tubelets
+from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels, video_to_tubelets
 from stprivacy.models.selection import tokens_to_keep
 from stprivacy.runtime import RuntimeConfig
 
@@ -166,3 +168,49 @@ def probe_adversaries(action: nn.Module, privacy: list[nn.Module], published: Cl
     for m, state in zip((action, *privacy), states, strict=True):
         m.train(state)
     return top1, worst
+
+
+@dataclass(frozen=True)
+class PublicationGap:
+    """What publishing (clamp to [0, 1], round to uint8, mask read off the video) takes from an output."""
+
+    #: top-1 (%) of the action recognizer on the float output with the anonymizer's own keep mask
+    float_top1: float
+    #: top-1 (%) of the same recognizer on the published output with the mask the video shows
+    published_top1: float
+    #: share of the kept tubelets' pixels outside [0, 1] (clamped away)
+    clamped: float
+    #: share of the kept tubelets that the output paints black (every pixel rounds to 0: dropped, to an attacker)
+    painted_black: float
+
+
+@torch.inference_mode()
+def publication_gap(model, action: nn.Module, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig,
+                    batch_size: int = 64) -> PublicationGap:
+    """How much of what a recognizer reads in the anonymizer's float output survives publication. A recognizer
+    trained on the float output (phase 2's, unless ``train.bounded_output``) can read a code that a published
+    video no longer carries; the gap between the two top-1s says how much of phase 2 was spent on it."""
+    device = runtime.torch_device()
+    states = model.training, action.training
+    model.eval()
+    action.eval()
+    right_float = right_published = 0
+    clamped = kept_pixels_total = black = kept_total = 0.0
+    for start in range(0, len(clips), batch_size):
+        x = to_float(clips.videos[start:start + batch_size, 0]).to(device)
+        labels = clips.actions[start:start + batch_size].to(device)
+        video, keep = model.anonymize(x, keep_ratio)
+        published = to_uint8(video)
+        shown = keep_mask_from_video(published, model.grid).to(keep.dtype)
+        right_float += int((action(video, keep).argmax(-1) == labels).sum())
+        right_published += int((action(to_float(published), shown).argmax(-1) == labels).sum())
+        kept_pixels = keep_mask_pixels(keep, model.grid).expand_as(video) > 0
+        clamped += float(((video < 0) | (video > 1))[kept_pixels].sum())
+        kept_pixels_total += float(kept_pixels.sum())
+        black += float(((keep > 0) & (shown == 0)).sum())
+        kept_total += float((keep > 0).sum())
+    model.train(states[0])
+    action.train(states[1])
+    n = len(clips)
+    return PublicationGap(100.0 * right_float / n, 100.0 * right_published / n,
+                          clamped / max(kept_pixels_total, 1.0), black / max(kept_total, 1.0))
