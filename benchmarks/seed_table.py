@@ -4,7 +4,8 @@
 
 Each run folder is one whole run (data draw, phases 1-2, phase 3) of the same preset with another ``seed``; the
 table gives, per method and keep ratio, the mean and sample standard deviation over runs of action top-1, worst-case
-privacy cMAP and actor coverage, and the per-run figures beside them (``--out`` writes ``.md`` and ``.json``).
+privacy cMAP, actor coverage, fine-pattern share and keep-pattern cMAP (reports of schema 5 on), and the per-run
+figures beside them (``--out`` writes ``.md`` and ``.json``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def seed_table(runs: list[Path]) -> dict:
     methods = []
     for (name, ratio), ms in rows.items():
         row = {"name": name, "keep_ratio": ratio, "runs": len(ms)}
-        for key in ("action_top1", "privacy_cmap", "coverage", "fine_pattern"):
+        for key in ("action_top1", "privacy_cmap", "coverage", "fine_pattern", "keep_pattern"):
             values = [m.get(key) for m in ms]
             row[key], row[key + "_std"] = _stat(values)
             row[key + "_runs"] = values
@@ -52,12 +53,12 @@ def markdown(table: dict) -> str:
     lines = [f"Whole-run seeds: {len(table['runs'])} ({', '.join(table['runs'])}); {table['dataset']}, "
              f"{table['split']} split; chance cMAP {table['chance_cmap']:.2f}. Mean ± sample std (per run).", "",
              "| method | keep ratio | action top-1 (%) | worst-case privacy cMAP (%) | actor coverage | "
-             "fine-pattern share |",
-             "|---|---|---|---|---|---|"]
+             "fine-pattern share | keep-pattern cMAP (linear) |",
+             "|---|---|---|---|---|---|---|"]
     for row in table["methods"]:
         ratio = "" if row["keep_ratio"] is None else f"{row['keep_ratio']:.2f}"
         lines.append(f"| {row['name']} | {ratio} | {_fmt(row, 'action_top1')} | {_fmt(row, 'privacy_cmap')} | "
-                     f"{_fmt(row, 'coverage')} | {_fmt(row, 'fine_pattern', 2)} |")
+                     f"{_fmt(row, 'coverage')} | {_fmt(row, 'fine_pattern', 2)} | {_fmt(row, 'keep_pattern')} |")
     return "\n".join(lines) + "\n"
 
 
