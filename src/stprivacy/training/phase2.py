@@ -14,7 +14,10 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
    rank r after the update (truncated SVD): each kept tubelet publishes r numbers, no pixel-level code.
 
    ``f(x)`` is the training-mode output and its keep mask travels with it into A and P (masked attention,
-   masked mean pooling), so gradients reach the token scorers through both.
+   masked mean pooling), so gradients reach the token scorers through both. With ``bounded_output`` and
+   ``bounded_mask`` (the synthetic presets) A and P see ``f(x)`` as it is published: clamped, rounded to uint8,
+   a kept tubelet painted black dropped (:func:`recognizer_view`). Without them the float output can carry a
+   code outside [0, 1] that no published video holds (measured: ``evaluation.instruments.publication_gap``).
 2. **recognizer step(s)**, on ``f(x).detach()``: A minimises its CE, every member of the privacy ensemble its
    BCE; ``adversary_steps`` times per anonymizer step.
 
@@ -41,7 +44,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from stprivacy.config import ExperimentConfig, peak_lr
+from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import probe_adversaries
 from stprivacy.layers.tubelets import video_to_tubelets
@@ -120,7 +123,7 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
-def recognizer_view(out, tc, tubelet: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def recognizer_view(out, tc: TrainConfig, tubelet: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """The output and keep mask phase 2's recognizers get: the float output and the anonymizer's decision (the
     paper); with ``bounded_output`` the output clamped and quantised as it is published; with ``bounded_mask``
     also the mask that the published video shows (a kept tubelet painted black is dropped; the decision's
