@@ -22,6 +22,19 @@ def test_mask_gradient_flows_through_recognizer():
     assert mask.grad is not None and mask.grad.abs().sum() > 0
 
 
+def test_a_batch_of_black_published_clips_gets_finite_scores_like_a_black_clip_beside_others():
+    # an anonymizer may paint every kept tubelet of a clip black: the published mask is then all zero
+    torch.manual_seed(0)
+    rec = VideoRecognizer(model_preset("tiny"), 3).eval()
+    black = torch.zeros(2, 3, 8, 32, 32)
+    alone = rec(black, torch.zeros(2, 4, 16))
+    assert torch.isfinite(alone).all()
+    other = torch.zeros(1, 4, 16)
+    other[..., :5] = 1  # beside a clip that keeps something, the batch takes the masked path anyway
+    mixed = rec(torch.cat([black[:1], torch.rand(1, 3, 8, 32, 32)]), torch.cat([torch.zeros(1, 4, 16), other]))
+    torch.testing.assert_close(alone[0], mixed[0])
+
+
 def test_recognizer_rejects_wrong_mask_shape():
     rec = VideoRecognizer(model_preset("tiny"), 3)
     with pytest.raises(ValueError, match="keep mask"):

@@ -55,11 +55,14 @@ class AttackerEnsemble(nn.ModuleList):
 
 
 def is_topk_mask(keep: torch.Tensor) -> bool:
-    """True when ``keep`` (B x L x N) has no gradient and the same number of kept tokens in every slice."""
+    """True when ``keep`` (B x L x N) has no gradient and the same, non-zero number of kept tokens in every slice.
+    (A batch of published clips that are black everywhere keeps nothing: gathering no token would leave an empty
+    mean, NaN, so it goes the masked way, where every token sees itself only and the masked mean is finite.)"""
     if keep.requires_grad:
         return False
     counts = keep.sum(-1)
-    return bool((counts == counts.flatten()[0]).all()) and bool(((keep == 0) | (keep == 1)).all())
+    first = counts.flatten()[0]
+    return bool(first > 0) and bool((counts == first).all()) and bool(((keep == 0) | (keep == 1)).all())
 
 
 class VideoRecognizer(nn.Module):
