@@ -381,3 +381,21 @@ def test_bounded_phase_2_trains_both_sides_on_the_published_view():
     assert all(math.isfinite(v) for v in losses.values())
     moved = [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
     assert any(moved[:len(list(f.parameters()))]) and any(moved[len(list(f.parameters())):])
+
+
+def test_phase2_validation_reads_the_action_recognizer_on_the_float_and_the_published_output():
+    from stprivacy.data.clips import ClipSet
+    from stprivacy.training.phase2 import validation_readings
+
+    cfg, f, adv, _ = _setup(["runtime.progress=false"])
+    torch.manual_seed(1)
+    val = ClipSet(torch.randint(0, 255, (6, 3, 8, 32, 32), dtype=torch.uint8), torch.randint(4, (6,)),
+                  torch.randint(2, (6, 5)), [f"a{i}" for i in range(4)], [f"p{i}" for i in range(5)],
+                  actor_masks=torch.randint(0, 2, (6, 8, 32, 32), dtype=torch.uint8) * 255)
+    with torch.no_grad():
+        f.to_pixels.bias.add_(-2.0)  # an output mostly below 0: clamped away once published
+    readings = validation_readings(f, adv, val, cfg)
+    assert f.training and adv.training
+    assert readings["val_clamped"] > 0.5 and 0.0 <= readings["val_painted_black"] <= 1.0
+    for key in ("val_A_top1", "val_A_float_top1"):
+        assert readings[key] in {100.0 * k / 6 for k in range(7)}
