@@ -36,6 +36,9 @@ def main() -> None:
     for path in args.runs:
         run = RunDir(path)
         cfg = run.config()
+        if cfg.data.kind != "synthetic":
+            raise SystemExit(f"{path}: publish_gap renders the synthetic benchmark's val stream; this run trained "
+                             f"on data.kind {cfg.data.kind!r}")
         stem = run.checkpoint("phase2")
         val = render_split(synth_preset(cfg.data.synth_preset), args.clips, cfg.seed, "val", cfg.data.workers,
                            False)

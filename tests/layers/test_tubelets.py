@@ -6,6 +6,7 @@ from stprivacy.layers import (
     TubeletGrid,
     keep_mask_pixels,
     kept_pixels,
+    shown_tubelets,
     tubelets_to_video,
     video_to_tubelets,
 )
@@ -84,3 +85,12 @@ def test_kept_pixels_is_the_original_pixels_of_the_kept_tubelets_and_passes_the_
     assert torch.equal(tubelets[kept], original[kept]) and torch.count_nonzero(tubelets[~kept]) == 0
     view.sum().backward()
     assert mask.grad is not None and mask.grad.abs().sum() > 0
+
+
+def test_shown_tubelets_are_those_with_a_non_zero_pixel_in_uint8_and_float_videos():
+    video = torch.zeros(1, 3, 4, 8, 8)
+    video[0, 2, 3, 7, 7] = 0.01  # one pixel of the last tubelet (slice 1, bottom right)
+    video[0, 0, 0, 0, 0] = 1.0  # one pixel of the first
+    shown = shown_tubelets(video, (2, 4, 4))
+    assert shown.tolist() == [[True, False, False, False, False, False, False, True]]
+    assert torch.equal(shown_tubelets((video * 255).round().to(torch.uint8), (2, 4, 4)), shown)

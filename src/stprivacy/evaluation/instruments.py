@@ -23,7 +23,7 @@ from torch import nn
 
 from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.evaluation.metrics import cmap, top1_accuracy
-from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels, video_to_tubelets
+from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels, shown_tubelets
 from stprivacy.models.selection import tokens_to_keep
 from stprivacy.runtime import RuntimeConfig
 
@@ -33,8 +33,8 @@ def keep_mask_from_video(video: torch.Tensor, grid: TubeletGrid) -> torch.Tensor
 
     This is all a deployed video tells an attacker: a kept tubelet that the anonymizer paints black is, to it,
     a dropped one."""
-    nonzero = video_to_tubelets((video != 0).to(torch.uint8), grid.tubelet).amax(-1)
-    return nonzero.reshape(len(video), grid.slices, grid.tokens_per_slice)
+    shown = shown_tubelets(video, grid.tubelet).to(torch.uint8)
+    return shown.reshape(len(video), grid.slices, grid.tokens_per_slice)
 
 
 def tubelet_share(masks: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:

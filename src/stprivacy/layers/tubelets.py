@@ -78,6 +78,12 @@ def video_to_tubelets(video: torch.Tensor, tubelet: tuple[int, int, int]) -> tor
     return x.reshape(b, (T // t) * (H // ph) * (W // pw), c * t * ph * pw)
 
 
+def shown_tubelets(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """``B x C x T x H x W`` (uint8 or float) -> ``B x S`` bool: the tubelets with a non-zero pixel, i.e. the ones
+    a published video shows (a dropped tubelet, or a kept one painted black, is all zero)."""
+    return video_to_tubelets(video != 0, tubelet).any(-1)
+
+
 def keep_mask_pixels(mask: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
     """A B x slices x tokens-per-slice keep mask as a B x 1 x T x H x W pixel mask (1 where a tubelet is kept);
     differentiable, so a straight-through mask keeps its gradient."""

@@ -47,7 +47,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import probe_adversaries, publication_gap
-from stprivacy.layers.tubelets import video_to_tubelets
+from stprivacy.layers.tubelets import shown_tubelets
 from stprivacy.losses import (
     action_loss,
     confusion_loss,
@@ -133,8 +133,8 @@ def recognizer_view(out, tc: TrainConfig, tubelet: tuple[int, int, int]) -> tupl
     video = publish(out.video)
     if not tc.bounded_mask:
         return video, out.keep_mask
-    visible = video_to_tubelets(video.detach() != 0, tubelet).any(-1).reshape_as(out.keep_mask)
-    return video, out.keep_mask * visible.to(out.keep_mask.dtype)
+    shown = shown_tubelets(video.detach(), tubelet).reshape_as(out.keep_mask)
+    return video, out.keep_mask * shown.to(out.keep_mask.dtype)
 
 
 def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios,
