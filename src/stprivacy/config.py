@@ -168,6 +168,15 @@ class TrainConfig:
     #: CNN of widths ``privacy_match_widths`` redrawn every 50 batches (training/appearance.py).
     privacy_match: float = 0.0
     privacy_match_widths: tuple[int, ...] = (16, 32, 64)
+    #: Weight of a closed-form linear attacker in phase 2 (0 = the paper; training/linear_attacker.py): a ridge
+    #: regression on every frame's ``privacy_ridge_block`` x ``privacy_ridge_block`` block means, solved each step
+    #: on the last ``privacy_ridge_buffer`` batches of the published view, and the anonymizer minimises the
+    #: squared correlation of its score with each attribute on the current batch. Unlike a co-trained recognizer
+    #: it has no training horizon to fall behind on.
+    privacy_ridge: float = 0.0
+    privacy_ridge_block: int = 4
+    privacy_ridge_buffer: int = 32
+    privacy_ridge_alpha: float = 1.0
     #: Weights of two attacker-free rate terms on the kept tubelets of phase 2's output (0 = the paper):
     #: ``output_energy``, the mean squared deviation of their pixels from mid-grey, and ``output_tv``, their mean
     #: absolute difference between neighbouring pixels (losses.output_energy / spatial_variation). The min-max
@@ -245,6 +254,10 @@ class TrainConfig:
             raise ConfigError("train.output_energy and train.output_tv must be >= 0")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
             raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
+        if self.privacy_ridge < 0 or self.privacy_ridge_block < 1 or self.privacy_ridge_buffer < 8 \
+                or self.privacy_ridge_alpha <= 0:
+            raise ConfigError("train.privacy_ridge must be >= 0, privacy_ridge_block >= 1, privacy_ridge_buffer >= 8 "
+                              "(the attacker reads once 8 batches are buffered) and privacy_ridge_alpha > 0")
         if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2
                                           and 0 < self.keep_ratio_range[0] <= self.keep_ratio_range[1] <= 1):
             raise ConfigError("train.keep_ratio_range must be [low, high] with 0 < low <= high <= 1, or empty")

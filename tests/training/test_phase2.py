@@ -123,6 +123,36 @@ def test_privacy_match_adds_its_weighted_term_to_the_anonymizer_objective():
                                                      rel=1e-4)
 
 
+def test_privacy_ridge_adds_its_weighted_term_and_learns_from_the_published_view():
+    from stprivacy.training.linear_attacker import RidgeAttacker
+
+    cfg, f, adv, batch = _setup(["train.privacy_ridge=4.0", "train.bounded_output=true"])
+    plain_cfg = _setup(["train.bounded_output=true"])[0]
+    ridge = RidgeAttacker(block=4, buffer=8, min_batches=1)
+    ridge(torch.rand(6, 3, 8, 32, 32), batch["attributes"])  # one batch buffered: the attacker reads
+    totals = {}
+    for name, c, r in (("ridge", cfg, ridge), ("plain", plain_cfg, None)):
+        g, a = copy.deepcopy(f), copy.deepcopy(adv)
+        torch.manual_seed(1)
+        totals[name] = train_step(g, g, a, batch, c, _opts(g, a), 0.7, ridge=r)
+    assert "ridge" in totals["ridge"] and "ridge" not in totals["plain"]
+    assert totals["ridge"]["ridge"] > 0
+    assert totals["ridge"]["total"] == pytest.approx(totals["plain"]["total"] + 4.0 * totals["ridge"]["ridge"],
+                                                     rel=1e-4)
+    # the step buffered what the recognizers saw: the published view, every pixel on the uint8 grid (a block
+    # mean of 16 pixels is then a multiple of 1 / (255 * 16))
+    assert len(ridge.stats) == 2
+    published_sum = ridge.stats[-1][1] * 255 * 16
+    assert torch.allclose(published_sum, published_sum.round(), atol=1e-3)
+
+
+def test_privacy_ridge_settings_are_checked():
+    from stprivacy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="privacy_ridge"):
+        load_experiment("tiny", ["train.privacy_ridge=1.0", "train.privacy_ridge_buffer=4"])
+
+
 def test_refresh_batches_start_at_every_multiple_but_the_first_and_last_refresh_steps():
     from stprivacy.training.phase2 import is_refresh_batch
 

@@ -7,6 +7,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f = L_spars + lambda_A * CE(A(f(x)), y) - lambda_P * BCE(P(f(x)), z)        (the paper, "neg_bce")
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
        L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
+       L_f += privacy_ridge * mean_k corr(ridge_k(f(x)), z_k)^2      (option, ridge solved on recent outputs)
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
@@ -67,6 +68,7 @@ from stprivacy.training.appearance import AppearanceMatch
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
 from stprivacy.training.invariance import colour_invariance_loss
+from stprivacy.training.linear_attacker import RidgeAttacker
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.phase1 import coverage_readings, report_readings, sample_keep_ratio
 from stprivacy.training.run_dir import RunDir
@@ -138,10 +140,11 @@ def recognizer_view(out, tc: TrainConfig, tubelet: tuple[int, int, int]) -> tupl
 
 
 def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, keep_ratio: float, stage_ratios,
-                      tubelet: tuple[int, int, int], match: AppearanceMatch | None = None):
+                      tubelet: tuple[int, int, int], match: AppearanceMatch | None = None,
+                      ridge: RidgeAttacker | None = None):
     """Step 1's losses on one batch (call inside :func:`frozen`), and the detached output for step 2.
     ``f`` is the anonymizer or its compiled forward; ``tubelet`` its tubelet size (for the identity anchor);
-    ``match`` the ``privacy_match`` term (None when off)."""
+    ``match`` the ``privacy_match`` term and ``ridge`` the ``privacy_ridge`` attacker (None when off)."""
     tc = cfg.train
     out = f(batch["video"], keep_ratio=keep_ratio)
     video, keep = recognizer_view(out, tc, tubelet)
@@ -164,6 +167,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         # attacker-free: the output's random-CNN features may not depend on any attribute (appearance.py)
         losses["match"] = match(video, batch["attributes"])
         total = total + tc.privacy_match * losses["match"]
+    if ridge is not None:
+        # the best linear reader of the last batches' published view, solved exactly (linear_attacker.py)
+        losses["ridge"] = ridge(video, batch["attributes"])
+        total = total + tc.privacy_ridge * losses["ridge"]
     if tc.colour_invariance:
         losses["invariance"] = colour_invariance_loss(f, batch["video"], out, keep_ratio, tubelet,
                                                       tc.colour_invariance_gamma)
@@ -190,7 +197,8 @@ def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tens
 
 
 def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: ExperimentConfig, opts: dict,
-               keep_ratio: float, match: AppearanceMatch | None = None) -> dict[str, float]:
+               keep_ratio: float, match: AppearanceMatch | None = None, ridge: RidgeAttacker | None = None
+               ) -> dict[str, float]:
     """One phase-2 update: the anonymizer step, then ``adversary_steps`` recognizer steps on its detached output."""
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
@@ -198,7 +206,7 @@ def train_step(f: STPrivacy, forward, adv: Adversaries, batch: dict, cfg: Experi
 
     def step1(part):
         with runtime.autocast(device), frozen(adv):
-            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios, f.grid.tubelet, match)
+            return anonymizer_losses(forward, adv, part, cfg, keep_ratio, stage_ratios, f.grid.tubelet, match, ridge)
 
     for opt in opts.values():
         opt.zero_grad(set_to_none=True)
@@ -347,6 +355,8 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     forward = runtime.compiled(f)  # once per phase: compiling is slow
     match = AppearanceMatch(tc.privacy_match_widths) if tc.privacy_match else None
+    ridge = (RidgeAttacker(tc.privacy_ridge_block, tc.privacy_ridge_buffer, tc.privacy_ridge_alpha)
+             if tc.privacy_ridge else None)
     stem = run.checkpoint("phase2")
     average = weight_average(f, tc.anonymizer_ema)
     deployed = f if average is None else average.module  # what the instruments read and phase 2 returns
@@ -378,7 +388,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                     # batches between two anonymizer steps (anonymizer_every)
                     losses = adversary_step(f, adv, batch, cfg, opts["adversaries"], ratio)
                 else:
-                    losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match)
+                    losses = train_step(f, forward, adv, batch, cfg, opts, ratio, match, ridge)
                     if average is not None:
                         average.update_parameters(f)
                 for s in scheds.values():

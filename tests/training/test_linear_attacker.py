@@ -1,0 +1,81 @@
+"""Phase 2's closed-form linear attacker: its features, its out-of-sample reading, and what its gradient does."""
+
+import pytest
+import torch
+
+from stprivacy.training.linear_attacker import RidgeAttacker, block_mean_features, squared_correlation
+
+
+def _batch(gen: torch.Generator, leak: torch.Tensor | float, n: int = 16):
+    """Noisy clips whose top-left 4 x 4 block is brighter by ``leak`` when attribute 0 is set (attribute 1 is
+    noise): a linear reader of the block means finds attribute 0 and nothing of attribute 1."""
+    z = torch.randint(2, (n, 2), generator=gen)
+    video = torch.rand(n, 3, 2, 8, 8, generator=gen) * 0.5 + 0.25
+    bump = torch.zeros(1, 1, 1, 8, 8)
+    bump[..., :4, :4] = 1.0
+    return video + leak * z[:, :1].float().view(n, 1, 1, 1, 1) * bump, z
+
+
+def test_block_features_are_every_frames_block_means():
+    video = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 3, 2, 4, 4)
+    feats = block_mean_features(video, 2)
+    assert feats.shape == (2, 2, 3 * 2 * 2)
+    assert feats[1, 0, 0].item() == pytest.approx(video[1, 0, 0, :2, :2].mean().item())
+    assert feats[0, 1, -1].item() == pytest.approx(video[0, 2, 1, 2:, 2:].mean().item())
+    with pytest.raises(ValueError, match="not divisible"):
+        block_mean_features(torch.rand(1, 3, 2, 6, 6), 4)
+
+
+def test_squared_correlation_is_one_for_a_copy_zero_for_noise_and_skips_constant_labels():
+    y = torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
+    r2 = squared_correlation(y * 3 + 1, y)
+    assert r2[0].item() == pytest.approx(1.0) and r2[1].item() == 0.0  # a constant column says nothing
+    assert squared_correlation(torch.tensor([[1.0], [-1.0], [-1.0], [1.0]]), y[:, :1]).item() == pytest.approx(0.0)
+
+
+def test_the_attacker_reads_only_once_its_buffer_holds_enough_batches():
+    gen = torch.Generator().manual_seed(0)
+    attacker = RidgeAttacker(block=4, buffer=8, min_batches=3)
+    readings = [attacker(*_batch(gen, 0.3)).item() for _ in range(4)]
+    assert readings[:3] == [0.0, 0.0, 0.0]  # fewer than min_batches buffered: no reading, no gradient
+    assert readings[3] > 0.5  # then the planted attribute is read out of sample
+    assert len(attacker.stats) == 4
+    attacker.reset()
+    assert len(attacker.stats) == 0 and attacker.weights() is None
+
+
+def test_the_reading_is_of_the_attribute_not_of_the_noise():
+    gen = torch.Generator().manual_seed(1)
+    attacker = RidgeAttacker(block=4, buffer=16, min_batches=8)
+    for _ in range(8):
+        attacker(*_batch(gen, 0.3))
+    video, z = _batch(gen, 0.3, n=64)
+    feats = block_mean_features(video, 4).reshape(64 * 2, -1)
+    w, mu = attacker.weights()
+    r2 = squared_correlation((feats - mu.float()) @ w.float(), z.float().repeat_interleave(2, 0))
+    assert r2[0] > 0.5 and r2[1] < 0.1
+
+
+def test_descending_the_reading_removes_the_leak():
+    gen = torch.Generator().manual_seed(2)
+    leak = torch.tensor(0.3, requires_grad=True)  # an "anonymizer" with one parameter: what it lets through
+    opt = torch.optim.SGD([leak], lr=0.05)
+    attacker = RidgeAttacker(block=4, buffer=8, min_batches=4)
+    for _ in range(4):
+        attacker(*_batch(gen, leak.detach()))
+    first = None
+    for _ in range(60):
+        loss = attacker(*_batch(gen, leak))
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert first > 0.5
+    assert abs(leak.item()) < 0.05  # the attacker is refit each step on the new outputs and still finds nothing
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        RidgeAttacker(block=0)
+    with pytest.raises(ValueError):
+        RidgeAttacker(buffer=4, min_batches=8)
