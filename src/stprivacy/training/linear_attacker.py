@@ -1,8 +1,9 @@
 """Phase 2's ``privacy_ridge``: a linear attacker fitted in closed form on recent outputs, in the loop.
 
-Why (docs/results/recipe_study.md, 2026-12-04, sixth session): the co-trained privacy recognizers are learners of 50-100 batches
-on an output that never stands still, while phase 3's attackers train for hundreds of batches on the final output;
-the catch-up instrument showed that *any* recognizer needs that long to read the anonymizer's code. On the
+Why (docs/results/recipe_study.md, 2026-12-04, sixth session): the co-trained privacy recognizers are learners
+of 50-100 batches on an output that never stands still, while phase 3's attackers train for hundreds of batches on
+the final output; the catch-up instrument showed that *any* recognizer needs that long to read the anonymizer's
+code. On the
 synth-quick preset's published output a ridge regression on each frame's 4 x 4 block means (the same weights for
 every frame, the clip's score the mean over frames) reads the attributes as well as the fresh frame CNN does
 (skin 63, nudity 63, gender 61 AP on seed 0; the CNN 65, 63, 57). A ridge regression has no training horizon: it
