@@ -12,6 +12,7 @@ from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.render import render_clip
 from stprivacy.evaluation.instruments import (
     actor_coverage,
+    block_leak,
     coverage,
     keep_mask_from_video,
     keep_pattern_leak,
@@ -124,6 +125,21 @@ def test_keep_pattern_leak_reads_a_pattern_that_shows_the_attribute_and_not_a_ra
     # an attribute that never varies cannot be read: left out, and with nothing left the reading is undefined
     constant = torch.zeros(200, 2, dtype=torch.long)
     assert math.isnan(keep_pattern_leak(telling, constant))
+
+
+def test_block_leak_reads_a_published_block_that_shows_the_attribute_and_not_noise():
+    gen = torch.Generator().manual_seed(0)
+    attributes = torch.randint(2, (120, 2), generator=gen)
+    videos = torch.randint(60, 200, (120, 3, 4, 16, 16), generator=gen, dtype=torch.uint8)
+    names = ["a0", "a1"]
+    noise = ClipSet(videos.clone(), torch.zeros(120, dtype=torch.long), attributes, names, ["p0", "p1"])
+    assert 35 < block_leak(noise) < 70  # chance is the attribute's prior, about 50
+    telling = videos.clone()
+    telling[:, 0, :, :4, :4] = (attributes[:, 0] * 200 + 20).to(torch.uint8).view(-1, 1, 1, 1)
+    clips = ClipSet(telling, torch.zeros(120, dtype=torch.long), attributes, names, ["p0", "p1"])
+    ap_telling = block_leak(clips)
+    assert ap_telling > 70  # attribute 0 at 100, attribute 1 at chance: the mean of the two
+    assert math.isnan(block_leak(clips, block=5))  # 16 x 16 frames do not divide into 5 x 5 blocks
 
 
 def test_published_masks_are_the_inference_masks_and_leave_the_model_in_training_mode():

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from stprivacy.training.linear_attacker import RidgeAttacker, block_mean_features, squared_correlation
+from stprivacy.evaluation.leakage import block_mean_features
+from stprivacy.training.linear_attacker import RidgeAttacker, squared_correlation
 
 
 def _batch(gen: torch.Generator, leak: torch.Tensor | float, n: int = 16):
@@ -14,16 +15,6 @@ def _batch(gen: torch.Generator, leak: torch.Tensor | float, n: int = 16):
     bump = torch.zeros(1, 1, 1, 8, 8)
     bump[..., :4, :4] = 1.0
     return video + leak * z[:, :1].float().view(n, 1, 1, 1, 1) * bump, z
-
-
-def test_block_features_are_every_frames_block_means():
-    video = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 3, 2, 4, 4)
-    feats = block_mean_features(video, 2)
-    assert feats.shape == (2, 2, 3 * 2 * 2)
-    assert feats[1, 0, 0].item() == pytest.approx(video[1, 0, 0, :2, :2].mean().item())
-    assert feats[0, 1, -1].item() == pytest.approx(video[0, 2, 1, 2:, 2:].mean().item())
-    with pytest.raises(ValueError, match="not divisible"):
-        block_mean_features(torch.rand(1, 3, 2, 6, 6), 4)
 
 
 def test_squared_correlation_is_one_for_a_copy_zero_for_noise_and_skips_constant_labels():

@@ -429,3 +429,4 @@ def test_phase2_validation_reads_the_action_recognizer_on_the_float_and_the_publ
     assert readings["val_clamped"] > 0.5 and 0.0 <= readings["val_painted_black"] <= 1.0
     for key in ("val_A_top1", "val_A_float_top1"):
         assert readings[key] in {100.0 * k / 6 for k in range(7)}
+    assert math.isnan(readings["val_ridge_cmap"]) or 0.0 <= readings["val_ridge_cmap"] <= 100.0

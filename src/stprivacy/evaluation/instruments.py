@@ -136,6 +136,23 @@ def keep_pattern_leak(keep: torch.Tensor, attributes: torch.Tensor) -> float:
     return float(linear_probe(keep.flatten(1).float().numpy(), attributes[:, readable]).mean())
 
 
+def block_leak(published: ClipSet, block: int = 4, limit: int = 1000) -> float:
+    """cMAP (%) of a fresh linear attacker (out-of-fold ridge regression on every frame's ``block`` x ``block``
+    block means, :func:`~stprivacy.evaluation.leakage.block_probe`) on the first view of the first ``limit``
+    published clips; NaN when the frames do not divide into blocks. On the synthetic benchmark it reads the
+    output about as well as phase 3's frame CNN, in seconds, so phase 2 logs it every epoch: unlike the
+    co-trained recognizers' reading it does not depend on how long anyone trained on the output."""
+    from stprivacy.evaluation.leakage import block_probe
+
+    videos = published.videos[:limit, 0]
+    attributes = published.attributes[:limit]
+    counts = attributes.long().sum(0)
+    readable = (counts >= 2) & (len(attributes) - counts >= 2)  # a 2-fold probe needs two of each class
+    if not readable.any() or videos.shape[-1] % block or videos.shape[-2] % block:
+        return float("nan")
+    return float(block_probe(to_float(videos), attributes[:, readable], block).mean())
+
+
 @torch.inference_mode()
 def probe_head(model, clips: ClipSet, keep_ratio: float, runtime: RuntimeConfig, batch_size: int = 64) -> float:
     """Top-1 (%) of the phase-1 action head on ``clips`` under top-k selection at ``keep_ratio``."""

@@ -29,18 +29,11 @@ from collections import deque
 
 import torch
 
+from stprivacy.evaluation.leakage import block_mean_features
+
 #: Squared correlations of attributes whose batch variance is below this are not counted (a batch where every
 #: clip has the attribute, or none, says nothing about a reader of it).
 MIN_LABEL_VAR = 1e-6
-
-
-def block_mean_features(video: torch.Tensor, block: int) -> torch.Tensor:
-    """``B x 3 x T x H x W`` -> ``B x T x 3 (H/block) (W/block)``: every frame's block means, flattened."""
-    b, c, t, h, w = video.shape
-    if h % block or w % block:
-        raise ValueError(f"frame size {h} x {w} is not divisible by the ridge attacker's block {block}")
-    blocks = video.float().reshape(b, c, t, h // block, block, w // block, block).mean(dim=(4, 6))
-    return blocks.transpose(1, 2).reshape(b, t, -1)
 
 
 def squared_correlation(score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
-from stprivacy.evaluation.instruments import probe_adversaries, publication_gap
+from stprivacy.evaluation.instruments import block_leak, probe_adversaries, publication_gap
 from stprivacy.layers.tubelets import shown_tubelets
 from stprivacy.losses import (
     action_loss,
@@ -288,7 +288,9 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
     """The phase-2 instruments on validation: A's top-1 and the worst privacy member's cMAP on the published
     output (inference mode, uint8, masks from the video), A's top-1 on the float output beside it with the share
     of kept pixels clamped away and of kept tubelets painted black (a float top-1 far above the published one
-    means the min-max trains on a code no published video holds), and the actor coverage."""
+    means the min-max trains on a code no published video holds), a fresh linear attacker's cMAP on the published
+    output (``val_ridge_cmap``: it needs no training horizon, so it reads what the co-trained recognizers may
+    have stopped seeing), and the actor coverage."""
     if val is None:
         return {}
     from stprivacy.evaluation.phase3 import anonymize_clips
@@ -298,7 +300,8 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
     top1, worst = probe_adversaries(adv.action, adv.privacy_views(), published, cfg.runtime)
     gap = publication_gap(f, adv.action, val, cfg.model.keep_ratio, cfg.runtime)
     out = {"val_A_top1": top1, "val_A_float_top1": gap.float_top1, "val_clamped": gap.clamped,
-           "val_painted_black": gap.painted_black, "val_P_cmap": worst, **coverage_readings(f, val, cfg)}
+           "val_painted_black": gap.painted_black, "val_P_cmap": worst, "val_ridge_cmap": block_leak(published),
+           **coverage_readings(f, val, cfg)}
     f.train(was_training)
     return out
 
