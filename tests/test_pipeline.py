@@ -87,7 +87,7 @@ def test_evaluation_report_schema_and_resume(tmp_path, tiny_data, monkeypatch):
     names = [(m["name"], m["keep_ratio"]) for m in report["methods"]]
     assert names == [("raw", None), ("stprivacy", 1.0), ("stprivacy", 0.7)]
     for m in report["methods"]:
-        assert set(m["attackers"]) == {"vit", "frame"}
+        assert set(m["attackers"]) == {"vit", "frame", "ridge"}
         tag = m["name"] if m["keep_ratio"] is None else f"{m['name']}_a{m['keep_ratio']:g}"
         per_seed = [json.loads(p.read_text())["attackers"] for p in run.eval_dir.glob(f"{tag}_seed*.json")]
         worst = [max(a["cmap"] for a in attackers.values()) for attackers in per_seed]

@@ -12,13 +12,13 @@ from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.render import render_clip
 from stprivacy.evaluation.instruments import (
     actor_coverage,
-    block_leak,
     coverage,
     keep_mask_from_video,
     keep_pattern_leak,
     oracle_coverage,
     publication_gap,
     published_masks,
+    ridge_leak,
     tubelet_share,
 )
 from stprivacy.evaluation.phase3 import anonymize_clips
@@ -127,19 +127,19 @@ def test_keep_pattern_leak_reads_a_pattern_that_shows_the_attribute_and_not_a_ra
     assert math.isnan(keep_pattern_leak(telling, constant))
 
 
-def test_block_leak_reads_a_published_block_that_shows_the_attribute_and_not_noise():
+def test_ridge_leak_reads_a_published_cell_that_shows_the_attribute_and_not_noise():
     gen = torch.Generator().manual_seed(0)
     attributes = torch.randint(2, (120, 2), generator=gen)
     videos = torch.randint(60, 200, (120, 3, 4, 16, 16), generator=gen, dtype=torch.uint8)
     names = ["a0", "a1"]
     noise = ClipSet(videos.clone(), torch.zeros(120, dtype=torch.long), attributes, names, ["p0", "p1"])
-    assert 35 < block_leak(noise) < 70  # chance is the attribute's prior, about 50
+    assert 35 < ridge_leak(noise, cells=4) < 70  # chance is the attribute's prior, about 50
     telling = videos.clone()
     telling[:, 0, :, :4, :4] = (attributes[:, 0] * 200 + 20).to(torch.uint8).view(-1, 1, 1, 1)
     clips = ClipSet(telling, torch.zeros(120, dtype=torch.long), attributes, names, ["p0", "p1"])
-    ap_telling = block_leak(clips)
+    ap_telling = ridge_leak(clips, cells=4)
     assert ap_telling > 70  # attribute 0 at 100, attribute 1 at chance: the mean of the two
-    assert math.isnan(block_leak(clips, block=5))  # 16 x 16 frames do not divide into 5 x 5 blocks
+    assert math.isnan(ridge_leak(clips, cells=5))  # 16 x 16 frames do not divide into a 5 x 5 grid
 
 
 def test_published_masks_are_the_inference_masks_and_leave_the_model_in_training_mode():

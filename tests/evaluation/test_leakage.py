@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stprivacy.evaluation.leakage import block_mean_features, block_probe, colour_probe, fine_pattern_share
+from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share
 from stprivacy.models.baselines.fixed import pixelate
 
 
@@ -69,21 +69,3 @@ def test_motion_probe_reads_how_strongly_a_moving_square_contrasts_and_not_its_s
     with pytest.raises(ValueError, match="cells"):
         motion_energy(videos, 5)
 
-
-def test_block_features_are_every_frames_block_means():
-    video = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 3, 2, 4, 4)
-    feats = block_mean_features(video, 2)
-    assert feats.shape == (2, 2, 3 * 2 * 2)
-    assert feats[1, 0, 0].item() == pytest.approx(video[1, 0, 0, :2, :2].mean().item())
-    assert feats[0, 1, -1].item() == pytest.approx(video[0, 2, 1, 2:, 2:].mean().item())
-    with pytest.raises(ValueError, match="not divisible"):
-        block_mean_features(torch.rand(1, 3, 2, 6, 6), 4)
-
-
-def test_block_probe_reads_a_block_level_attribute_and_not_a_texture_inside_blocks():
-    videos, attrs = _clips()
-    aps = block_probe(videos + 0.05 * torch.rand(videos.shape, generator=torch.Generator().manual_seed(2)), attrs,
-                      block=2)
-    assert aps[0] > 95  # the square's colour is in the block means
-    base_rate = 100 * attrs[:, 1].float().mean().item()
-    assert aps[1] < base_rate + 15  # a checkerboard inside each 2 x 2 block leaves the block means unchanged

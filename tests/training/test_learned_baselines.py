@@ -91,7 +91,7 @@ def test_learned_baselines_go_through_phase3_and_the_report(tmp_path, tiny_data)
     assert names == ["raw", "bdq", "stprivacy"]
     assert (run.eval_dir / "bdq_seed0.json").is_file()
     bdq = next(m for m in report["methods"] if m["name"] == "bdq")
-    assert 0 <= bdq["action_top1"] <= 100 and set(bdq["attackers"]) == {"vit", "frame"}
+    assert 0 <= bdq["action_top1"] <= 100 and set(bdq["attackers"]) == {"vit", "frame", "ridge"}
 
 
 def test_a_network_that_cannot_take_the_clips_is_a_config_error_before_training(tmp_path, tiny_data):

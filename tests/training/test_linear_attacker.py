@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from stprivacy.evaluation.leakage import block_mean_features
+from stprivacy.evaluation.ridge import cell_mean_features
 from stprivacy.training.linear_attacker import RidgeAttacker, squared_correlation
 
 
 def _batch(gen: torch.Generator, leak: torch.Tensor | float, n: int = 16):
-    """Noisy clips whose top-left 4 x 4 block is brighter by ``leak`` when attribute 0 is set (attribute 1 is
-    noise): a linear reader of the block means finds attribute 0 and nothing of attribute 1."""
+    """Noisy 8 x 8 clips whose top-left 4 x 4 cell is brighter by ``leak`` when attribute 0 is set (attribute 1
+    is noise): a linear reader of the 2 x 2 cell means finds attribute 0 and nothing of attribute 1."""
     z = torch.randint(2, (n, 2), generator=gen)
     video = torch.rand(n, 3, 2, 8, 8, generator=gen) * 0.5 + 0.25
     bump = torch.zeros(1, 1, 1, 8, 8)
@@ -26,7 +26,7 @@ def test_squared_correlation_is_one_for_a_copy_zero_for_noise_and_skips_constant
 
 def test_the_attacker_reads_only_once_its_buffer_holds_enough_batches():
     gen = torch.Generator().manual_seed(0)
-    attacker = RidgeAttacker(block=4, buffer=8, min_batches=3)
+    attacker = RidgeAttacker(cells=2, buffer=8, alpha=1.0, min_batches=3)
     readings = [attacker(*_batch(gen, 0.3)).item() for _ in range(4)]
     assert readings[:3] == [0.0, 0.0, 0.0]  # fewer than min_batches buffered: no reading, no gradient
     assert readings[3] > 0.5  # then the planted attribute is read out of sample
@@ -37,12 +37,12 @@ def test_the_attacker_reads_only_once_its_buffer_holds_enough_batches():
 
 def test_the_reading_is_of_the_attribute_not_of_the_noise():
     gen = torch.Generator().manual_seed(1)
-    attacker = RidgeAttacker(block=4, buffer=16, min_batches=8)
+    attacker = RidgeAttacker(cells=2, buffer=16, alpha=1.0, min_batches=8)
     for _ in range(8):
         attacker(*_batch(gen, 0.3))
     video, z = _batch(gen, 0.3, n=64)
-    feats = block_mean_features(video, 4).reshape(64 * 2, -1)
-    w, mu = attacker.weights()
+    feats = cell_mean_features(video, 2).reshape(64 * 2, -1)
+    w, mu, _ = attacker.weights()
     r2 = squared_correlation((feats - mu.float()) @ w.float(), z.float().repeat_interleave(2, 0))
     assert r2[0] > 0.5 and r2[1] < 0.1
 
@@ -51,7 +51,7 @@ def test_descending_the_reading_removes_the_leak():
     gen = torch.Generator().manual_seed(2)
     leak = torch.tensor(0.3, requires_grad=True)  # an "anonymizer" with one parameter: what it lets through
     opt = torch.optim.SGD([leak], lr=0.05)
-    attacker = RidgeAttacker(block=4, buffer=8, min_batches=4)
+    attacker = RidgeAttacker(cells=2, buffer=8, alpha=1.0, min_batches=4)
     for _ in range(4):
         attacker(*_batch(gen, leak.detach()))
     first = None
@@ -67,6 +67,6 @@ def test_descending_the_reading_removes_the_leak():
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
-        RidgeAttacker(block=0)
+        RidgeAttacker(cells=0)
     with pytest.raises(ValueError):
         RidgeAttacker(buffer=4, min_batches=8)

@@ -128,7 +128,7 @@ def test_privacy_ridge_adds_its_weighted_term_and_learns_from_the_published_view
 
     cfg, f, adv, batch = _setup(["train.privacy_ridge=4.0", "train.bounded_output=true"])
     plain_cfg = _setup(["train.bounded_output=true"])[0]
-    ridge = RidgeAttacker(block=4, buffer=8, min_batches=1)
+    ridge = RidgeAttacker(cells=8, buffer=8, min_batches=1)
     ridge(torch.rand(6, 3, 8, 32, 32), batch["attributes"])  # one batch buffered: the attacker reads
     totals = {}
     for name, c, r in (("ridge", cfg, ridge), ("plain", plain_cfg, None)):
@@ -142,7 +142,7 @@ def test_privacy_ridge_adds_its_weighted_term_and_learns_from_the_published_view
     # the step buffered what the recognizers saw: the published view, every pixel on the uint8 grid (a block
     # mean of 16 pixels is then a multiple of 1 / (255 * 16))
     assert len(ridge.stats) == 2
-    published_sum = ridge.stats[-1][1] * 255 * 16
+    published_sum = ridge.stats[-1].sum_x * 255 * 16
     assert torch.allclose(published_sum, published_sum.round(), atol=1e-3)
 
 

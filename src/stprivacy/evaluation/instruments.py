@@ -136,21 +136,21 @@ def keep_pattern_leak(keep: torch.Tensor, attributes: torch.Tensor) -> float:
     return float(linear_probe(keep.flatten(1).float().numpy(), attributes[:, readable]).mean())
 
 
-def block_leak(published: ClipSet, block: int = 4, limit: int = 1000) -> float:
-    """cMAP (%) of a fresh linear attacker (out-of-fold ridge regression on every frame's ``block`` x ``block``
-    block means, :func:`~stprivacy.evaluation.leakage.block_probe`) on the first view of the first ``limit``
-    published clips; NaN when the frames do not divide into blocks. On the synthetic benchmark it reads the
-    output about as well as phase 3's frame CNN, in seconds, so phase 2 logs it every epoch: unlike the
-    co-trained recognizers' reading it does not depend on how long anyone trained on the output."""
-    from stprivacy.evaluation.leakage import block_probe
+def ridge_leak(published: ClipSet, cells: int = 16, alpha: float = 1e-3, limit: int = 1000) -> float:
+    """cMAP (%) of the ridge attacker (:func:`~stprivacy.evaluation.ridge.ridge_probe`, out of fold) on the first
+    view of the first ``limit`` published clips; NaN when the frames do not divide into the grid. On the
+    synthetic benchmark it reads the output better than phase 3's trained attackers, in seconds, so phase 2 logs
+    it every epoch: unlike the co-trained recognizers' reading it does not depend on how long anyone trained on
+    the output."""
+    from stprivacy.evaluation.ridge import ridge_probe
 
     videos = published.videos[:limit, 0]
     attributes = published.attributes[:limit]
     counts = attributes.long().sum(0)
     readable = (counts >= 2) & (len(attributes) - counts >= 2)  # a 2-fold probe needs two of each class
-    if not readable.any() or videos.shape[-1] % block or videos.shape[-2] % block:
+    if not readable.any() or videos.shape[-1] % cells or videos.shape[-2] % cells:
         return float("nan")
-    return float(block_probe(to_float(videos), attributes[:, readable], block).mean())
+    return float(ridge_probe(to_float(videos), attributes[:, readable], cells, alpha).mean())
 
 
 @torch.inference_mode()

@@ -13,10 +13,8 @@ run):
   pooled in cells): what any output that shows the motion faithfully gives away. On the raw synthetic clips it
   reads skin colour at 94 AP: a light hand on a light background moves with little contrast, a dark one with much,
   so the motion an action recognizer needs carries the attribute (docs/results/recipe_study.md).
-* :func:`block_probe`: the AP of a ridge regression on every frame's ``k`` x ``k`` block means (the same weights
-  for every frame; a clip's score is the mean over its frames). On the synth-quick preset's output it reads the
-  attributes as well as the fresh frame CNN does, in seconds: phase 2 logs it every epoch, and
-  ``train.privacy_ridge`` fights its closed-form twin in the loop.
+* :func:`stprivacy.evaluation.ridge.ridge_probe` (its own module): a ridge regression on every frame's cell
+  means, which reads the synthetic benchmark's outputs better than the trained attackers do.
 * :func:`mask_only_view`: the published clips with every kept tubelet grey and the rest black, the keep pattern
   alone, for a fresh phase-3 suite to read (what *which* tubelets are kept tells by itself).
 """
@@ -27,7 +25,7 @@ import dataclasses
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -93,34 +91,6 @@ def motion_probe(videos: torch.Tensor, attributes: torch.Tensor, cell: int = 8, 
     feats = motion_energy(videos, cell)
     # energies are a few hundredths: standardised, the regression's default penalty means the same on every cell
     return linear_probe((feats - feats.mean(0)) / (feats.std(0) + 1e-6), attributes, folds, seed)
-
-
-def block_mean_features(video: torch.Tensor, block: int) -> torch.Tensor:
-    """``B x 3 x T x H x W`` -> ``B x T x 3 (H/block) (W/block)``: every frame's block means, flattened."""
-    b, c, t, h, w = video.shape
-    if h % block or w % block:
-        raise ValueError(f"frame size {h} x {w} is not divisible by the block {block}")
-    blocks = video.float().reshape(b, c, t, h // block, block, w // block, block).mean(dim=(4, 6))
-    return blocks.transpose(1, 2).reshape(b, t, -1)
-
-
-def block_probe(videos: torch.Tensor, attributes: torch.Tensor, block: int = 4, alpha: float = 1.0, folds: int = 2,
-                seed: int = 0) -> np.ndarray:
-    """Per-attribute AP (in %) of a ridge regression (labels +-1) on :func:`block_mean_features` of ``N x 3 x T x
-    H x W`` videos in [0, 1], every frame one sample with its clip's label, a clip scored by the mean over its
-    frames; out of fold over clips."""
-    feats = block_mean_features(videos, block).numpy()
-    n, t, _ = feats.shape
-    labels = attributes.numpy()
-    aps = []
-    for k in range(labels.shape[1]):
-        y = labels[:, k]
-        scores = np.zeros(n)
-        for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(feats, y):
-            reg = Ridge(alpha=alpha).fit(feats[fit].reshape(-1, feats.shape[-1]), np.repeat(2.0 * y[fit] - 1, t))
-            scores[held] = reg.predict(feats[held].reshape(-1, feats.shape[-1])).reshape(-1, t).mean(1)
-        aps.append(100 * average_precision_score(y, scores))
-    return np.array(aps)
 
 
 def fine_pattern_share(videos: torch.Tensor, k: int = 4) -> float:

@@ -27,6 +27,7 @@ from stprivacy.data.clips import ClipSet, to_float, to_uint8
 from stprivacy.data.disk import DiskVideos, flat_clips, new_videos_like, write_clips
 from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
+from stprivacy.evaluation.ridge import ridge_attack
 from stprivacy.layers.tubelets import TubeletGrid, kept_pixels
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
@@ -151,11 +152,14 @@ def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: Cl
     result = MethodResult(name, keep_ratio, seed, top1_accuracy(scores, test.actions.numpy()))
     labels = test.attributes.numpy()
     for k, kind in enumerate(e.attackers):
-        seed_everything(seed * 1000 + k + 1)
-        attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
-        fit(attacker, train, "privacy", _fit_cfg(cfg, e.attacker_epochs or e.epochs), runtime, seed=seed,
-            use_mask=use_mask and kind == "vit", desc=f"{label} {kind}")
-        probs = predict(attacker, test, "privacy", runtime, use_mask=use_mask and kind == "vit")
+        if kind == "ridge":  # solved in closed form: no seed, no epochs
+            probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha)
+        else:
+            seed_everything(seed * 1000 + k + 1)
+            attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
+            fit(attacker, train, "privacy", _fit_cfg(cfg, e.attacker_epochs or e.epochs), runtime, seed=seed,
+                use_mask=use_mask and kind == "vit", desc=f"{label} {kind}")
+            probs = predict(attacker, test, "privacy", runtime, use_mask=use_mask and kind == "vit")
         result.attackers[kind] = AttackResult(cmap(probs, labels), privacy_f1(probs, labels),
                                               [None if np.isnan(a) else float(a) * 100
                                                for a in per_attribute_ap(probs, labels)])

@@ -47,7 +47,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
-from stprivacy.evaluation.instruments import block_leak, probe_adversaries, publication_gap
+from stprivacy.evaluation.instruments import ridge_leak, probe_adversaries, publication_gap
 from stprivacy.layers.tubelets import shown_tubelets
 from stprivacy.losses import (
     action_loss,
@@ -300,7 +300,7 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
     top1, worst = probe_adversaries(adv.action, adv.privacy_views(), published, cfg.runtime)
     gap = publication_gap(f, adv.action, val, cfg.model.keep_ratio, cfg.runtime)
     out = {"val_A_top1": top1, "val_A_float_top1": gap.float_top1, "val_clamped": gap.clamped,
-           "val_painted_black": gap.painted_black, "val_P_cmap": worst, "val_ridge_cmap": block_leak(published),
+           "val_painted_black": gap.painted_black, "val_P_cmap": worst, "val_ridge_cmap": ridge_leak(published),
            **coverage_readings(f, val, cfg)}
     f.train(was_training)
     return out
@@ -358,7 +358,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     forward = runtime.compiled(f)  # once per phase: compiling is slow
     match = AppearanceMatch(tc.privacy_match_widths) if tc.privacy_match else None
-    ridge = (RidgeAttacker(tc.privacy_ridge_block, tc.privacy_ridge_buffer, tc.privacy_ridge_alpha)
+    ridge = (RidgeAttacker(tc.privacy_ridge_cells, tc.privacy_ridge_buffer, tc.privacy_ridge_alpha)
              if tc.privacy_ridge else None)
     stem = run.checkpoint("phase2")
     average = weight_average(f, tc.anonymizer_ema)
