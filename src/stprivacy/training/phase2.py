@@ -47,7 +47,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
-from stprivacy.evaluation.instruments import ridge_leak, probe_adversaries, publication_gap
+from stprivacy.evaluation.instruments import probe_adversaries, publication_gap, ridge_leak
 from stprivacy.layers.tubelets import shown_tubelets
 from stprivacy.losses import (
     action_loss,
