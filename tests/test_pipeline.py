@@ -101,6 +101,29 @@ def test_evaluation_report_schema_and_resume(tmp_path, tiny_data, monkeypatch):
     assert pipeline.evaluate(run, tiny_data)["methods"] == report["methods"]
 
 
+def test_an_attacker_added_after_the_fact_is_the_only_thing_evaluated(tmp_path, tiny_data, monkeypatch):
+    run = pipeline.prepare_run(load_experiment("tiny", ["evaluate.attackers=[vit]", "evaluate.seeds=1"]),
+                               tmp_path / "run")
+    pipeline.train(run, tiny_data)
+    before = {(m["name"], m["keep_ratio"]): m for m in pipeline.evaluate(run, tiny_data)["methods"]}
+    pipeline.reconfigure(run, ["evaluate.attackers=[vit,ridge]"])
+    fitted = []
+    monkeypatch.setattr(phase3, "fit", lambda *a, **k: fitted.append(k.get("desc")))  # no recognizer retrains
+    after = pipeline.evaluate(run, tiny_data)["methods"]
+    assert fitted == []
+    for m in after:
+        old = before[(m["name"], m["keep_ratio"])]
+        assert list(m["attackers"]) == ["vit", "ridge"]
+        assert m["action_top1"] == old["action_top1"] and m["attackers"]["vit"] == old["attackers"]["vit"]
+        assert m["coverage"] == old["coverage"] and m["keep_pattern"] == old["keep_pattern"]
+        ridge = m["attackers"]["ridge"]["cmap"]
+        assert 0 < ridge <= 100 and m["privacy_cmap"] == pytest.approx(max(ridge, old["privacy_cmap"]))
+    # and one taken away leaves the worst case to the others
+    pipeline.reconfigure(run, ["evaluate.attackers=[ridge]"])
+    only = pipeline.evaluate(run, tiny_data)["methods"]
+    assert all(list(m["attackers"]) == ["ridge"] for m in only)
+
+
 def test_attackers_see_only_inference_mode_uint8_clips(tmp_path, tiny_data, monkeypatch):
     from stprivacy.layers import video_to_tubelets
     from stprivacy.models import STPrivacy

@@ -17,7 +17,14 @@ from stprivacy.errors import CheckpointError, ConfigError
 from stprivacy.evaluation.instruments import actor_coverage, keep_pattern_leak
 from stprivacy.evaluation.leakage import published_fine_pattern
 from stprivacy.evaluation.metrics import chance_cmap
-from stprivacy.evaluation.phase3 import SPARSIFY_ONLY, MethodResult, anonymize_clips, evaluate_clips, sparsify_clips
+from stprivacy.evaluation.phase3 import (
+    SPARSIFY_ONLY,
+    MethodResult,
+    anonymize_clips,
+    evaluate_clips,
+    missing_attackers,
+    sparsify_clips,
+)
 from stprivacy.evaluation.report import build_report, result_from_json, result_to_json, write_report
 from stprivacy.models import STPrivacy
 from stprivacy.models.pretrained import with_pretrained
@@ -263,28 +270,36 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
 
     def evaluate_method(name, ratio, make_clips):
         """Every seed of one method; its clips are transformed once (the transform does not depend on the seed)
-        and only when some seed's result is not saved yet."""
-        clips = coverage = fine_pattern = keep_pattern = None
+        and only when some seed's result is not saved yet, or lacks a configured attacker."""
+        clips, readings = None, None
         for seed in seeds:
             path = _result_path(run, name, ratio, seed)
-            if path.is_file():
-                results.append(result_from_json(json.loads(path.read_text())))
+            saved = result_from_json(json.loads(path.read_text())) if path.is_file() else None
+            if saved is not None and not missing_attackers(saved, cfg):
+                saved.attackers = {k: saved.attackers[k] for k in cfg.evaluate.attackers}
+                results.append(saved)
                 continue
-            if clips is None:
-                # the transform and what it publishes do not depend on the phase-3 seed: measured once
-                clips = make_clips()
-                fine_pattern = published_fine_pattern(clips[1].videos)
-                if clips[1].keep_masks is not None:
-                    keep_pattern = keep_pattern_leak(clips[1].keep_masks[:, 0], clips[1].attributes)
-                if ratio is not None and test_clips.actor_masks is not None:
-                    coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
-            r = evaluate_clips(name, ratio, *clips, cfg, seed)
-            r.coverage, r.fine_pattern, r.keep_pattern = coverage, fine_pattern, keep_pattern
+            clips = clips or make_clips()
+            r = evaluate_clips(name, ratio, *clips, cfg, seed, saved)
+            if saved is None:  # a saved result keeps the readings it was saved with
+                readings = readings or published_readings(clips[1], ratio)
+                r.coverage, r.fine_pattern, r.keep_pattern = readings
             if group.is_main:
                 path.write_text(json.dumps(result_to_json(r), indent=1))
             run.log("evaluated", method=name, keep_ratio=ratio, seed=seed, action_top1=r.action_top1,
                     privacy_cmap=r.worst[1].cmap, worst_attacker=r.worst[0])
             results.append(r)
+
+    def published_readings(published: ClipSet, ratio: float | None) -> tuple:
+        """Coverage, fine-pattern share and keep-pattern leak of a method's published test clips: they do not
+        depend on the phase-3 seed, so they are measured once per method."""
+        fine_pattern = published_fine_pattern(published.videos)
+        keep_pattern = coverage = None
+        if published.keep_masks is not None:
+            keep_pattern = keep_pattern_leak(published.keep_masks[:, 0], published.attributes)
+        if ratio is not None and test_clips.actor_masks is not None:
+            coverage = actor_coverage(model, test_clips, ratio, cfg.runtime).coverage
+        return coverage, fine_pattern, keep_pattern
 
     for name in cfg.evaluate.baselines:
         evaluate_method(name, None, lambda n=name: baseline_clips(run, n, phase3_train(), test_clips, data,

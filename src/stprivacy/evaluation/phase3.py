@@ -139,30 +139,50 @@ def _fit_cfg(cfg: ExperimentConfig, epochs: int) -> FitConfig:
                      warmup_epochs=e.warmup_epochs, hflip=data.hflip)
 
 
-def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: ClipSet, cfg: ExperimentConfig,
-                   seed: int) -> MethodResult:
-    """Train a fresh action recognizer and every attacker on ``train``; measure them on ``test``."""
+def attack(kind: str, index: int, train: ClipSet, test: ClipSet, cfg: ExperimentConfig, seed: int, label: str
+           ) -> AttackResult:
+    """One fresh attacker of family ``kind`` (the ``index``-th configured) fitted on ``train``, scored on ``test``."""
     runtime, e = cfg.runtime, cfg.evaluate
-    use_mask = train.keep_masks is not None
-    label = f"{name}" + (f" a={keep_ratio}" if keep_ratio is not None else "")
-    seed_everything(seed)
-    action_model = with_pretrained(VideoRecognizer(cfg.recognizer, len(train.action_names)))
-    fit(action_model, train, "action", _fit_cfg(cfg, e.epochs), runtime, seed=seed, use_mask=use_mask, desc=label)
-    scores = predict(action_model, test, "action", runtime, use_mask=use_mask)
-    result = MethodResult(name, keep_ratio, seed, top1_accuracy(scores, test.actions.numpy()))
+    use_mask = train.keep_masks is not None and kind == "vit"
+    if kind == "ridge":  # solved in closed form: no seed, no epochs
+        probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha)
+    else:
+        seed_everything(seed * 1000 + index + 1)
+        attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
+        fit(attacker, train, "privacy", _fit_cfg(cfg, e.attacker_epochs or e.epochs), runtime, seed=seed,
+            use_mask=use_mask, desc=f"{label} {kind}")
+        probs = predict(attacker, test, "privacy", runtime, use_mask=use_mask)
     labels = test.attributes.numpy()
-    for k, kind in enumerate(e.attackers):
-        if kind == "ridge":  # solved in closed form: no seed, no epochs
-            probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha)
-        else:
-            seed_everything(seed * 1000 + k + 1)
-            attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
-            fit(attacker, train, "privacy", _fit_cfg(cfg, e.attacker_epochs or e.epochs), runtime, seed=seed,
-                use_mask=use_mask and kind == "vit", desc=f"{label} {kind}")
-            probs = predict(attacker, test, "privacy", runtime, use_mask=use_mask and kind == "vit")
-        result.attackers[kind] = AttackResult(cmap(probs, labels), privacy_f1(probs, labels),
-                                              [None if np.isnan(a) else float(a) * 100
-                                               for a in per_attribute_ap(probs, labels)])
+    return AttackResult(cmap(probs, labels), privacy_f1(probs, labels),
+                        [None if np.isnan(a) else float(a) * 100 for a in per_attribute_ap(probs, labels)])
+
+
+def missing_attackers(result: MethodResult, cfg: ExperimentConfig) -> list[str]:
+    """The configured attacker families a saved result has not been judged by yet."""
+    return [kind for kind in cfg.evaluate.attackers if kind not in result.attackers]
+
+
+def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: ClipSet, cfg: ExperimentConfig,
+                   seed: int, saved: MethodResult | None = None) -> MethodResult:
+    """Train a fresh action recognizer and every attacker on ``train``; measure them on ``test``. With a
+    ``saved`` result of the same method and seed, only the attackers it lacks are trained (an attacker family
+    added to ``evaluate.attackers`` after the fact), and attackers no longer configured are left out."""
+    runtime, e = cfg.runtime, cfg.evaluate
+    label = f"{name}" + (f" a={keep_ratio}" if keep_ratio is not None else "")
+    if saved is None:
+        use_mask = train.keep_masks is not None
+        seed_everything(seed)
+        action_model = with_pretrained(VideoRecognizer(cfg.recognizer, len(train.action_names)))
+        fit(action_model, train, "action", _fit_cfg(cfg, e.epochs), runtime, seed=seed, use_mask=use_mask,
+            desc=label)
+        scores = predict(action_model, test, "action", runtime, use_mask=use_mask)
+        result = MethodResult(name, keep_ratio, seed, top1_accuracy(scores, test.actions.numpy()))
+    else:
+        result = saved
+    judged = dict(result.attackers)
+    result.attackers = {}
+    for k, kind in enumerate(e.attackers):  # in the configured order, judged or not
+        result.attackers[kind] = judged[kind] if kind in judged else attack(kind, k, train, test, cfg, seed, label)
     log.info("%s seed %d: action %.2f, worst cMAP %.2f (%s)", label, seed, result.action_top1,
              result.worst[1].cmap, result.worst[0])
     return result
