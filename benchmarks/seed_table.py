@@ -5,7 +5,7 @@
 Each run folder is one whole run (data draw, phases 1-2, phase 3) of the same preset with another ``seed``; the
 table gives, per method and keep ratio, the mean and sample standard deviation over runs of action top-1, worst-case
 privacy cMAP, actor coverage, fine-pattern share and keep-pattern cMAP (reports of schema 5 on), and the per-run
-figures beside them (``--out`` writes ``.md`` and ``.json``).
+figures beside them; a second table gives each attacker family's cMAP (``--out`` writes ``.md`` and ``.json``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def seed_table(runs: list[Path]) -> dict:
             values = [m.get(key) for m in ms]
             row[key], row[key + "_std"] = _stat(values)
             row[key + "_runs"] = values
+        kinds = list(dict.fromkeys(k for m in ms for k in m.get("attackers", {})))
+        for kind in kinds:  # each attacker family's own reading, beside the worst case
+            values = [m["attackers"][kind]["cmap"] if kind in m.get("attackers", {}) else None for m in ms]
+            row[f"cmap_{kind}"], row[f"cmap_{kind}_std"] = _stat(values)
+            row[f"cmap_{kind}_runs"] = values
+        row["attacker_kinds"] = kinds
         methods.append(row)
     chance = statistics.fmean(r["chance_cmap"] for r in reports)
     return {"runs": [str(r) for r in runs], "dataset": reports[0]["dataset"], "split": reports[0].get("split"),
@@ -59,6 +65,14 @@ def markdown(table: dict) -> str:
         ratio = "" if row["keep_ratio"] is None else f"{row['keep_ratio']:.2f}"
         lines.append(f"| {row['name']} | {ratio} | {_fmt(row, 'action_top1')} | {_fmt(row, 'privacy_cmap')} | "
                      f"{_fmt(row, 'coverage')} | {_fmt(row, 'fine_pattern', 2)} | {_fmt(row, 'keep_pattern')} |")
+    kinds = list(dict.fromkeys(k for row in table["methods"] for k in row.get("attacker_kinds", [])))
+    if kinds:
+        lines += ["", "Privacy cMAP (%) by attacker family:", "",
+                  "| method | keep ratio | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+        for row in table["methods"]:
+            ratio = "" if row["keep_ratio"] is None else f"{row['keep_ratio']:.2f}"
+            cells = [_fmt(row, f"cmap_{k}") if f"cmap_{k}" in row else "" for k in kinds]
+            lines.append(f"| {row['name']} | {ratio} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

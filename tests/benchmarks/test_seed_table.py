@@ -19,7 +19,8 @@ def _load():
 def _report(path: Path, action: float, cmap: float, keep_pattern: float | None) -> Path:
     path.mkdir()
     method = {"name": "stprivacy", "keep_ratio": 0.7, "action_top1": action, "privacy_cmap": cmap,
-              "coverage": 1.5, "fine_pattern": 0.2}
+              "coverage": 1.5, "fine_pattern": 0.2,
+              "attackers": {"vit": {"cmap": cmap - 2}, **({"ridge": {"cmap": cmap}} if keep_pattern else {})}}
     if keep_pattern is not None:  # reports before schema 5 have no keep-pattern reading
         method["keep_pattern"] = keep_pattern
     (path / "report.json").write_text(json.dumps({"dataset": "synthetic:quick", "split": "test", "chance_cmap": 50.0,
@@ -38,3 +39,6 @@ def test_the_table_gives_mean_spread_and_runs_and_skips_readings_a_report_lacks(
     assert row["keep_pattern"] == pytest.approx(57.0) and row["keep_pattern_runs"] == [56.0, 58.0, None]
     text = table_mod.markdown(table)
     assert "92.00 ± 2.00 (90.0, 94.0, 92.0)" in text and "57.00 ± 1.41 (56.0, 58.0)" in text
+    # each attacker family's own reading, over the runs that had it
+    assert row["cmap_vit"] == pytest.approx(58.0) and row["cmap_ridge_runs"] == [58.0, 62.0, None]
+    assert "| stprivacy | 0.70 | 58.00 ± 2.00 (56.0, 60.0, 58.0) | 60.00 ± 2.83 (58.0, 62.0) |" in text
