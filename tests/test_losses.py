@@ -47,6 +47,12 @@ def test_publish_clamps_and_quantises_with_a_straight_through_gradient():
     assert torch.equal(p.detach(), torch.tensor([0.0, round(0.1234 * 255) / 255, 128 / 255, 1.0]))
     p.sum().backward()
     assert torch.equal(v.grad, torch.tensor([0.0, 1.0, 1.0, 0.0]))
+    # straight through the clamp too: the same published values, and saturated pixels get the gradient
+    w = v.detach().clone().requires_grad_(True)
+    q = publish(w, straight_through_clamp=True)
+    assert torch.equal(q.detach(), p.detach())
+    q.sum().backward()
+    assert torch.equal(w.grad, torch.ones(4))
 
 
 def test_attribute_discrepancy_hand_computed_and_blind_to_independent_features():

@@ -206,6 +206,9 @@ class TrainConfig:
     #: published video shows: a kept tubelet painted black (every pixel rounds to 0) counts as dropped, as it does
     #: for phase 3's attackers (``evaluation.instruments.keep_mask_from_video``).
     bounded_mask: bool = False
+    #: The gradient of ``bounded_output``'s clamp: "clamp" (zero outside [0, 1]: a saturated pixel learns nothing
+    #: from the recognizers) or "straight-through" (the identity's gradient; the forward value is the same).
+    bounded_gradient: str = "clamp"
     #: Instability guard: a NaN/inf loss, or a privacy BCE above ``max_privacy_bce`` (the anonymizer's -BCE term
     #: running away), rolls back to the last epoch checkpoint with the learning rate times ``rollback_lr_factor``;
     #: after ``max_rollbacks`` rollbacks in one phase training stops with an error.
@@ -224,6 +227,9 @@ class TrainConfig:
         if self.phase1_pattern_masks not in ("training", "published"):
             raise ConfigError(f"train.phase1_pattern_masks must be 'training' or 'published', got "
                               f"{self.phase1_pattern_masks!r}")
+        if self.bounded_gradient not in ("clamp", "straight-through"):
+            raise ConfigError(f"train.bounded_gradient must be 'clamp' or 'straight-through', got "
+                              f"{self.bounded_gradient!r}")
         if self.bounded_mask and not self.bounded_output:
             raise ConfigError("train.bounded_mask reads the mask off the bounded output: set train.bounded_output")
         if self.phase1_pattern_adversary < 0:

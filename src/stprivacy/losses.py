@@ -48,11 +48,17 @@ def confusion_loss(logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, half) - math.log(2.0)
 
 
-def publish(video: torch.Tensor) -> torch.Tensor:
+def publish(video: torch.Tensor, straight_through_clamp: bool = False) -> torch.Tensor:
     """What deployment does to a float output, in a form training can differentiate: clamp to [0, 1] and round to
     the 256 levels of a uint8 video, the rounding with a straight-through gradient. The recognizers of phase 2
-    then see what phase 3's attackers will see; without it, information can hide outside [0, 1] or below 1/255."""
+    then see what phase 3's attackers will see; without it, information can hide outside [0, 1] or below 1/255.
+
+    The clamp's own gradient is zero outside [0, 1]: a saturated pixel gets no gradient from any recognizer, so
+    what it shows cannot be changed by the min-max. With ``straight_through_clamp`` the clamp passes the gradient
+    as if it were the identity (the forward value is the same)."""
     v = video.clamp(0.0, 1.0)
+    if straight_through_clamp:
+        v = video + (v - video).detach()
     return v + ((v * 255).round() / 255 - v).detach()
 
 

@@ -151,6 +151,8 @@ def test_privacy_ridge_settings_are_checked():
 
     with pytest.raises(ConfigError, match="privacy_ridge"):
         load_experiment("tiny", ["train.privacy_ridge=1.0", "train.privacy_ridge_buffer=4"])
+    with pytest.raises(ConfigError, match="bounded_gradient"):
+        load_experiment("tiny", ["train.bounded_gradient=identity"])
 
 
 def test_refresh_batches_start_at_every_multiple_but_the_first_and_last_refresh_steps():

@@ -132,7 +132,7 @@ def recognizer_view(out, tc: TrainConfig, tubelet: tuple[int, int, int]) -> tupl
     straight-through gradient stays on the tubelets that remain)."""
     if not tc.bounded_output:
         return out.video, out.keep_mask
-    video = publish(out.video)
+    video = publish(out.video, straight_through_clamp=tc.bounded_gradient == "straight-through")
     if not tc.bounded_mask:
         return video, out.keep_mask
     shown = shown_tubelets(video.detach(), tubelet).reshape_as(out.keep_mask)
