@@ -34,6 +34,7 @@ import torch
 
 from stprivacy.evaluation.ridge import GramStats, frame_samples
 
+
 def margin(score: torch.Tensor, labels: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
     """Per column, the mean ``score`` where ``labels`` is positive minus where it is not, over ``spread``;
     columns with one class only give 0."""
