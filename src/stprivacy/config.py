@@ -285,7 +285,10 @@ class EvalConfig:
     #: Attacker families: "vit" (video-level ViT), "frame" (per-frame CNN) and "ridge" (a ridge regression on
     #: every frame's means over a ``ridge_cells`` x ``ridge_cells`` grid, penalty ``ridge_alpha``; solved in
     #: closed form, evaluation/ridge.py). On the synthetic benchmark the ridge reads anonymized outputs better
-    #: than the trained attackers do: a suite without it under-reports the leak.
+    #: than the trained attackers do: a suite without it under-reports the leak. A finer grid reads more given
+    #: enough clips (measured at a = 0.7 on 1,500 clips: 4, 8, 16, 32 cells -> 58.8, 63.8, 67.8, 70.2 cMAP): the
+    #: synthetic presets use 32 (3,072 features, seconds per method on a CPU); 16 divides the paper's 112 and 224.
+    #: The grid must divide the frame size.
     attackers: tuple[str, ...] = ("vit", "frame", "ridge")
     ridge_cells: int = 16
     ridge_alpha: float = 1e-3
@@ -353,6 +356,10 @@ class ExperimentConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
+        e = self.evaluate
+        if "ridge" in e.attackers and self.model.img_size % e.ridge_cells:
+            raise ConfigError(f"evaluate.ridge_cells {e.ridge_cells} does not divide the frame size "
+                              f"{self.model.img_size}: the ridge attacker averages frames over that grid")
         if self.train.phase2_output_rank and self.model.output_rank:
             raise ConfigError("train.phase2_output_rank limits the full linear decoder; it cannot be combined "
                               "with model.output_rank (a decoder limited from phase 1 on)")

@@ -152,6 +152,8 @@ def test_privacy_ridge_settings_are_checked():
 
     with pytest.raises(ConfigError, match="privacy_ridge"):
         load_experiment("tiny", ["train.privacy_ridge=1.0", "train.privacy_ridge_buffer=4"])
+    with pytest.raises(ConfigError, match="ridge_cells"):
+        load_experiment("tiny", ["evaluate.ridge_cells=5"])  # 32 x 32 frames
     with pytest.raises(ConfigError, match="bounded_gradient"):
         load_experiment("tiny", ["train.bounded_gradient=identity"])
 

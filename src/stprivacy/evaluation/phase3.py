@@ -109,6 +109,17 @@ class AttackResult:
     cmap: float
     f1: float
     per_attribute_ap: list[float]
+    #: What the attacker was, where a family has settings of its own (the ridge's grid and penalty): a saved
+    #: result judged with other settings is judged again.
+    settings: dict | None = None
+
+
+def attacker_settings(kind: str, cfg: ExperimentConfig) -> dict | None:
+    """The settings that define an attacker family beyond its name (None for the trained families, whose
+    epochs and sizes are the run's)."""
+    if kind == "ridge":
+        return {"cells": cfg.evaluate.ridge_cells, "alpha": cfg.evaluate.ridge_alpha}
+    return None
 
 
 @dataclass
@@ -154,12 +165,14 @@ def attack(kind: str, index: int, train: ClipSet, test: ClipSet, cfg: Experiment
         probs = predict(attacker, test, "privacy", runtime, use_mask=use_mask)
     labels = test.attributes.numpy()
     return AttackResult(cmap(probs, labels), privacy_f1(probs, labels),
-                        [None if np.isnan(a) else float(a) * 100 for a in per_attribute_ap(probs, labels)])
+                        [None if np.isnan(a) else float(a) * 100 for a in per_attribute_ap(probs, labels)],
+                        attacker_settings(kind, cfg))
 
 
 def missing_attackers(result: MethodResult, cfg: ExperimentConfig) -> list[str]:
-    """The configured attacker families a saved result has not been judged by yet."""
-    return [kind for kind in cfg.evaluate.attackers if kind not in result.attackers]
+    """The configured attacker families a saved result has not been judged by yet, or by other settings."""
+    return [kind for kind in cfg.evaluate.attackers
+            if kind not in result.attackers or result.attackers[kind].settings != attacker_settings(kind, cfg)]
 
 
 def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: ClipSet, cfg: ExperimentConfig,
@@ -179,10 +192,12 @@ def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: Cl
         result = MethodResult(name, keep_ratio, seed, top1_accuracy(scores, test.actions.numpy()))
     else:
         result = saved
+    missing = set(missing_attackers(result, cfg))
     judged = dict(result.attackers)
     result.attackers = {}
     for k, kind in enumerate(e.attackers):  # in the configured order, judged or not
-        result.attackers[kind] = judged[kind] if kind in judged else attack(kind, k, train, test, cfg, seed, label)
+        result.attackers[kind] = (attack(kind, k, train, test, cfg, seed, label) if kind in missing
+                                  else judged[kind])
     log.info("%s seed %d: action %.2f, worst cMAP %.2f (%s)", label, seed, result.action_top1,
              result.worst[1].cmap, result.worst[0])
     return result

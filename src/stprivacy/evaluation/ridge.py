@@ -12,9 +12,10 @@ three things in this project:
 * an attacker in phase 2's loop (``train.privacy_ridge``, ``training/linear_attacker.py``).
 
 Features: each frame is averaged over a ``cells`` x ``cells`` grid (16 x 16 x 3 = 768 numbers at any frame size
-the grid divides), every frame is one sample carrying its clip's attributes as targets +-1, and the same weights
-serve every frame; a clip's score is the mean over its frames (and views). The penalty is ``alpha`` times the
-features' mean variance times the sample count, so that ``alpha`` means the same at any scale and data size.
+the grid divides; the synthetic presets' phase 3 uses 32 x 32, 3,072 numbers), every frame is one sample carrying
+its clip's attributes as targets +-1, and the same weights serve every frame; a clip's score is the mean over its
+frames (and views). The penalty is ``alpha`` times the features' mean variance times the sample count, so that
+``alpha`` means the same at any scale and data size.
 """
 
 from __future__ import annotations
