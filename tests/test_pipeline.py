@@ -143,9 +143,9 @@ def test_attackers_see_only_inference_mode_uint8_clips(tmp_path, tiny_data, monk
     seen = []
     real = pipeline.evaluate_clips
 
-    def spy(name, ratio, train, test, cfg, seed):
+    def spy(name, ratio, train, test, cfg, seed, saved=None):
         seen.append((ratio, train, test))
-        return real(name, ratio, train, test, cfg, seed)
+        return real(name, ratio, train, test, cfg, seed, saved)
 
     monkeypatch.setattr(pipeline, "evaluate_clips", spy)
     pipeline.evaluate(run, tiny_data)
