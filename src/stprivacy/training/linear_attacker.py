@@ -21,6 +21,10 @@ Each anonymizer step:
    pushing after the leak has crossed zero), where the window's margin changes sign and pushes back;
 3. the current batch's statistics join the buffer (the oldest leave).
 
+Measured (validation, seed 0): it lowers its own reading (0.071 -> 0.029 at weight 2) and not that of a ridge
+fitted on the final output (66.3 against 66.0 cMAP): the buffer's ridge, fitted on a few hundred clips, sees few
+of the many weak directions that one fitted on 3,200 clips reads. Off in every preset.
+
 The statistics are kept per batch (:class:`~stprivacy.evaluation.ridge.GramStats`) so that the buffer slides
 without refitting anything old; the solve is one ``D x D`` system (D = 768 on a 16 x 16 grid). In a distributed
 run each process keeps its own buffer; the gradients are averaged as usual.
@@ -63,7 +67,8 @@ class RidgeAttacker:
         buffered."""
         if len(self.stats) < self.min_batches:
             return None
-        total = _sum(list(self.stats)[:-self.window])
+        older = list(self.stats)[:-self.window]
+        total = sum(older[1:], older[0])
         w, mu, _ = total.solve(self.alpha)
         gram = total.gram - total.n * torch.outer(mu, mu)  # the scores' variance is w^T Cov(x) w
         spread = ((w * (gram @ w)).sum(0) / total.n).clamp(min=0).sqrt()
@@ -72,7 +77,8 @@ class RidgeAttacker:
     def window_margin(self, w: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
         """The ridge's margin (``K``) on the ``window`` newest buffered batches, from their statistics alone: with
         targets +-1, the positives' feature sum is ``(sum_x + X^T y) / 2`` and their count ``(n + sum_y) / 2``."""
-        recent = _sum(list(self.stats)[-self.window:])
+        newest = list(self.stats)[-self.window:]
+        recent = sum(newest[1:], newest[0])
         n_pos = (recent.n + recent.sum_y) / 2
         n_neg = recent.n - n_pos
         sum_pos = (recent.sum_x.unsqueeze(1) + recent.cross) / 2  # D x K
@@ -93,9 +99,3 @@ class RidgeAttacker:
         self.stats.append(GramStats.of(x, y))
         return loss
 
-
-def _sum(parts: list[GramStats]) -> GramStats:
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
