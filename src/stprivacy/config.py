@@ -171,8 +171,9 @@ class TrainConfig:
     #: Weight of a closed-form linear attacker in phase 2 (0 = the paper; training/linear_attacker.py): phase 3's
     #: ridge attacker (evaluation/ridge.py: every frame's means over a ``privacy_ridge_cells`` grid, penalty
     #: ``privacy_ridge_alpha``) solved each step on the last ``privacy_ridge_buffer`` batches of the published
-    #: view; the anonymizer minimises the squared correlation of its score with each attribute on the current
-    #: batch. Unlike a co-trained recognizer it has no training horizon to fall behind on.
+    #: view; the anonymizer minimises its squared margin (the attribute's score gap on the batch times the gap on
+    #: the newest buffered batches). Measured: it fools itself, not a ridge fitted on the final output (seed 0:
+    #: 66.3 against 66.0 cMAP); negative, off everywhere.
     privacy_ridge: float = 0.0
     privacy_ridge_cells: int = 16
     privacy_ridge_buffer: int = 32
