@@ -47,8 +47,8 @@ def test_frame_samples_repeat_each_clips_targets_for_its_frames():
     assert y[:4].tolist() == [[1.0, -1.0]] * 4 and y[8:].tolist() == [[1.0, 1.0]] * 4
 
 
-def test_the_phase3_attacker_reads_a_planted_cell_on_unseen_clips_and_averages_views():
-    train, test = _clips(200, 0), _clips(200, 1, views=3)
+def test_the_phase3_attacker_reads_a_planted_cell_on_unseen_clips_from_every_view():
+    train, test = _clips(200, 0, views=2), _clips(200, 1, views=3)
     probs = ridge_attack(train, test, cells=4)
     assert probs.shape == (200, 2) and ((probs > 0) & (probs < 1)).all()
     aps = [100 * float(a) for a in __import__("sklearn.metrics", fromlist=["x"]).average_precision_score(
@@ -66,3 +66,11 @@ def test_the_probe_reads_the_planted_cell_and_not_a_texture_inside_cells():
     aps = ridge_probe(videos, clips.attributes, cells=4)
     assert aps[0] > 95
     assert aps[1] < 100 * clips.attributes[:, 1].float().mean().item() + 15
+
+
+def test_every_training_view_counts():
+    train = _clips(60, 3, views=2)
+    one_view = ClipSet(train.videos[:, :1].contiguous(), train.actions, train.attributes, ["a"], ["p0", "p1"])
+    both = ridge_attack(train, _clips(40, 4), cells=4)
+    first = ridge_attack(one_view, _clips(40, 4), cells=4)
+    assert not np.allclose(both, first)  # the second view's frames changed the fit

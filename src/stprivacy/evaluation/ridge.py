@@ -91,13 +91,15 @@ def _batches(clips: ClipSet, batch_size: int):
 
 def ridge_attack(train: ClipSet, test: ClipSet, cells: int = 16, alpha: float = 1e-3, batch_size: int = 64
                  ) -> np.ndarray:
-    """Phase 3's ridge attacker: fitted on view 0 of the (published) ``train`` clips, it returns ``N x K``
+    """Phase 3's ridge attacker: fitted on every view of the (published) ``train`` clips, it returns ``N x K``
     probabilities on ``test`` (a logistic squashing of the mean score over frames and views; a score of 0, halfway
     between the targets, is 1/2)."""
     stats = None
     for start, videos in _batches(train, batch_size):
-        part = GramStats.of(*frame_samples(to_float(videos[:, 0]), train.attributes[start:start + len(videos)], cells))
-        stats = part if stats is None else stats + part
+        attributes = train.attributes[start:start + len(videos)]
+        for v in range(videos.shape[1]):  # phase 3's training clips may hold several drawn views
+            part = GramStats.of(*frame_samples(to_float(videos[:, v]), attributes, cells))
+            stats = part if stats is None else stats + part
     fitted = stats.solve(alpha)
     scores = []
     for _, videos in _batches(test, batch_size):
