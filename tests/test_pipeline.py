@@ -79,7 +79,11 @@ def test_evaluation_report_schema_and_resume(tmp_path, tiny_data, monkeypatch):
     run = pipeline.prepare_run(load_experiment("tiny", ["model.pretrained_expected=true"]), tmp_path / "run")
     pipeline.train(run, tiny_data)
     assert any(r["event"] == "warning" and "model.pretrained" in r["message"] for r in run.read_log())
+    ridge_fits = []
+    real_ridge = phase3.ridge_attack
+    monkeypatch.setattr(phase3, "ridge_attack", lambda *a, **k: ridge_fits.append(1) or real_ridge(*a, **k))
     report = pipeline.evaluate(run, tiny_data)
+    assert len(ridge_fits) == 3  # one per method, shared by its two seeds: it does not depend on the seed
     assert {"dataset", "attributes", "chance_cmap", "methods", "initialisation", "warnings"} <= set(report)
     assert report["initialisation"]["anonymizer"] == "scratch" and len(report["warnings"]) == 1
     warning = "**Warning:** model.pretrained is not set: the anonymizer starts from random"
@@ -143,9 +147,9 @@ def test_attackers_see_only_inference_mode_uint8_clips(tmp_path, tiny_data, monk
     seen = []
     real = pipeline.evaluate_clips
 
-    def spy(name, ratio, train, test, cfg, seed, saved=None):
+    def spy(name, ratio, train, test, cfg, seed, saved=None, seed_free=None):
         seen.append((ratio, train, test))
-        return real(name, ratio, train, test, cfg, seed, saved)
+        return real(name, ratio, train, test, cfg, seed, saved, seed_free)
 
     monkeypatch.setattr(pipeline, "evaluate_clips", spy)
     pipeline.evaluate(run, tiny_data)

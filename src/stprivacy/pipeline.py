@@ -271,7 +271,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
     def evaluate_method(name, ratio, make_clips):
         """Every seed of one method; its clips are transformed once (the transform does not depend on the seed)
         and only when some seed's result is not saved yet, or lacks a configured attacker."""
-        clips, readings = None, None
+        clips, readings, seed_free = None, None, {}
         for seed in seeds:
             path = _result_path(run, name, ratio, seed)
             saved = result_from_json(json.loads(path.read_text())) if path.is_file() else None
@@ -280,7 +280,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
                 results.append(saved)
                 continue
             clips = clips or make_clips()
-            r = evaluate_clips(name, ratio, *clips, cfg, seed, saved)
+            r = evaluate_clips(name, ratio, *clips, cfg, seed, saved, seed_free)
             if saved is None:  # a saved result keeps the readings it was saved with
                 readings = readings or published_readings(clips[1], ratio)
                 r.coverage, r.fine_pattern, r.keep_pattern = readings

@@ -122,6 +122,12 @@ def coverage_of(keep: torch.Tensor, clips: ClipSet, grid: TubeletGrid, keep_rati
     return CoverageReading(keep_ratio, coverage(keep, share), oracle_coverage(share, keep_ratio, stages), kept_other)
 
 
+def two_fold_readable(attributes: torch.Tensor) -> torch.Tensor:
+    """Which attributes (columns of N x K labels) a 2-fold out-of-fold probe can read: two clips of each class."""
+    counts = attributes.long().sum(0)
+    return (counts >= 2) & (len(attributes) - counts >= 2)
+
+
 def keep_pattern_leak(keep: torch.Tensor, attributes: torch.Tensor) -> float:
     """cMAP (%) of a fresh linear attacker (out-of-fold logistic regression) that reads the private attributes
     from keep masks (C x L x N) alone: what *which* tubelets a published video shows gives away. A lower bound
@@ -129,8 +135,7 @@ def keep_pattern_leak(keep: torch.Tensor, attributes: torch.Tensor) -> float:
     phase-3 suite on it); chance is the attributes' prior, about 50 on the synthetic benchmark."""
     from stprivacy.evaluation.leakage import linear_probe
 
-    counts = attributes.long().sum(0)
-    readable = (counts >= 2) & (len(attributes) - counts >= 2)  # a 2-fold probe needs two of each class
+    readable = two_fold_readable(attributes)
     if not readable.any():
         return float("nan")
     return float(linear_probe(keep.flatten(1).float().numpy(), attributes[:, readable]).mean())
@@ -146,8 +151,7 @@ def ridge_leak(published: ClipSet, cells: int = 16, alpha: float = 1e-3, limit: 
 
     videos = published.videos[:limit, 0]
     attributes = published.attributes[:limit]
-    counts = attributes.long().sum(0)
-    readable = (counts >= 2) & (len(attributes) - counts >= 2)  # a 2-fold probe needs two of each class
+    readable = two_fold_readable(attributes)
     if not readable.any() or videos.shape[-1] % cells or videos.shape[-2] % cells:
         return float("nan")
     return float(ridge_probe(to_float(videos), attributes[:, readable], cells, alpha).mean())

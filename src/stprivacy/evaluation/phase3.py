@@ -175,11 +175,18 @@ def missing_attackers(result: MethodResult, cfg: ExperimentConfig) -> list[str]:
             if kind not in result.attackers or result.attackers[kind].settings != attacker_settings(kind, cfg)]
 
 
+#: Attacker families whose result does not depend on the phase-3 seed (solved in closed form).
+SEED_FREE_ATTACKERS = ("ridge",)
+
+
 def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: ClipSet, cfg: ExperimentConfig,
-                   seed: int, saved: MethodResult | None = None) -> MethodResult:
+                   seed: int, saved: MethodResult | None = None,
+                   seed_free: dict[str, AttackResult] | None = None) -> MethodResult:
     """Train a fresh action recognizer and every attacker on ``train``; measure them on ``test``. With a
     ``saved`` result of the same method and seed, only the attackers it lacks are trained (an attacker family
-    added to ``evaluate.attackers`` after the fact), and attackers no longer configured are left out."""
+    added to ``evaluate.attackers`` after the fact), and attackers no longer configured are left out.
+    ``seed_free`` (one dict per method's clips, shared over its seeds) holds the results of the attackers that do
+    not depend on the seed, so that they are fitted once."""
     runtime, e = cfg.runtime, cfg.evaluate
     label = f"{name}" + (f" a={keep_ratio}" if keep_ratio is not None else "")
     if saved is None:
@@ -195,9 +202,16 @@ def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: Cl
     missing = set(missing_attackers(result, cfg))
     judged = dict(result.attackers)
     result.attackers = {}
+    seed_free = {} if seed_free is None else seed_free
     for k, kind in enumerate(e.attackers):  # in the configured order, judged or not
-        result.attackers[kind] = (attack(kind, k, train, test, cfg, seed, label) if kind in missing
-                                  else judged[kind])
+        if kind not in missing:
+            result.attackers[kind] = judged[kind]
+        elif kind in seed_free:
+            result.attackers[kind] = seed_free[kind]
+        else:
+            result.attackers[kind] = attack(kind, k, train, test, cfg, seed, label)
+            if kind in SEED_FREE_ATTACKERS:
+                seed_free[kind] = result.attackers[kind]
     log.info("%s seed %d: action %.2f, worst cMAP %.2f (%s)", label, seed, result.action_top1,
              result.worst[1].cmap, result.worst[0])
     return result
