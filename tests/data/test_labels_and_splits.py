@@ -79,6 +79,10 @@ def test_split_errors(tmp_path):
         read_hmdb51_split(tmp_path, 1)
     with pytest.raises(LabelError, match="classInd"):
         read_ucf101_split(tmp_path, 1)
+    # an index int() cannot read is a label error, not a crash (found by tests/test_fuzz.py: '¹'.isdigit())
+    (tmp_path / "classInd.txt").write_text("\u00b9 ApplyEyeMakeup\n", encoding="utf-8")
+    with pytest.raises(LabelError, match="expected '<index> <ClassName>'"):
+        read_ucf101_split(tmp_path, 1)
 
 
 def test_pa_hmdb51_video_level_labels(shared_data):

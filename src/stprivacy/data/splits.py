@@ -53,6 +53,11 @@ def read_hmdb51_split(split_dir: str | Path, split: int) -> Split:
     return Split(sorted(files), train, test)
 
 
+def _is_index(text: str) -> bool:
+    """An ASCII decimal index ("12"): ``str.isdigit`` alone also accepts digits ``int`` refuses, such as "¹"."""
+    return text.isascii() and text.isdigit()
+
+
 def read_ucf101_split(split_dir: str | Path, split: int) -> Split:
     split_dir = Path(split_dir)
     if split not in (1, 2, 3):
@@ -65,7 +70,7 @@ def read_ucf101_split(split_dir: str | Path, split: int) -> Split:
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not _is_index(parts[0]):
             raise LabelError(f"{class_ind}:{n}: expected '<index> <ClassName>', got {line!r}")
         classes[int(parts[0])] = parts[1]
     names = [classes[i] for i in sorted(classes)]
@@ -85,7 +90,7 @@ def read_ucf101_split(split_dir: str | Path, split: int) -> Split:
             cls, filename = rel.split("/", 1)
             if cls not in known:
                 raise LabelError(f"{path}:{n}: class {cls!r} is not in classInd.txt")
-            if labelled and (len(parts) != 2 or classes.get(int(parts[1]) if parts[1].isdigit() else -1) != cls):
+            if labelled and (len(parts) != 2 or classes.get(int(parts[1]) if _is_index(parts[1]) else -1) != cls):
                 raise LabelError(f"{path}:{n}: label does not match the folder's class in classInd.txt")
             out.append((cls, filename))
         return out
