@@ -107,6 +107,11 @@ class TrainConfig:
     #: at the sampled ratio) or "published" (the inference masks of the same clips at that ratio, noise-free top-k,
     #: what a published video shows; one extra no-grad forward per batch).
     phase1_pattern_masks: str = "training"
+    #: Stop training the selection (embedding, blocks up to the last selection, scorers) after this many phase-1
+    #: epochs (0 = never, the paper); the head and the later blocks train on. Phase 1's per-epoch coverage is
+    #: highest early and falls while the head learns to read the action from tokens it moved elsewhere
+    #: (docs/results/recipe_study.md, third session), so this keeps the early, actor-following selection.
+    phase1_selection_epochs: int = 0
     #: Train over a range of keep ratios ``[low, high]``, one sampled uniformly per batch (empty = always
     #: ``model.keep_ratio``), so that one anonymizer serves every deployment ratio. Pair it with
     #: ``model.selection: topk``: a Gumbel decision per token cannot follow a target that changes per batch.
@@ -135,7 +140,9 @@ class TrainConfig:
     #: low-amplitude patterns, so fooling it asks for a change the noise does not hide.
     adversary_noise: float = 0.0
     #: Attacker families the anonymizer fights in phase 2: ("vit",) is the paper; adding "frame" (a per-frame
-    #: CNN, this project's option) makes it fight the family that reads appearance best. Each family gets
+    #: CNN, this project's option) makes it fight the family that reads appearance best, "linear" (every frame's
+    #: cell means, one linear map: phase 3's ridge learnt by gradient steps) the family that reads the anonymized
+    #: synthetic output best. Each family gets
     #: ``privacy_ensemble`` members; the anonymizer fights the strongest member per batch.
     privacy_adversaries: tuple[str, ...] = ("vit",)
     #: The anonymizer's privacy term: "neg_bce" (the paper: ``- lambda_P BCE(P)``) or "confusion" (``+ lambda_P
@@ -233,6 +240,8 @@ class TrainConfig:
                               f"{self.bounded_gradient!r}")
         if self.bounded_mask and not self.bounded_output:
             raise ConfigError("train.bounded_mask reads the mask off the bounded output: set train.bounded_output")
+        if self.phase1_selection_epochs < 0:
+            raise ConfigError(f"train.phase1_selection_epochs must be >= 0, got {self.phase1_selection_epochs}")
         if self.phase1_pattern_adversary < 0:
             raise ConfigError(f"train.phase1_pattern_adversary must be >= 0, got {self.phase1_pattern_adversary}")
         if self.privacy_objective not in ("neg_bce", "confusion"):

@@ -66,3 +66,22 @@ def test_vit_t_shapes():
     video, mask = anon.anonymize(torch.rand(1, 3, 16, 112, 112), 0.5)
     assert video.shape == (1, 3, 16, 112, 112) and mask.shape == (1, 8, 49)
     assert int(mask[0, 0].sum()) == int(49 * 0.5**3)
+
+
+def test_cell_linear_attacker_is_one_linear_map_of_every_frames_cell_means_averaged_over_time():
+    from stprivacy.models.config import FrameAttackerConfig
+    from stprivacy.models.recognizers import CellLinearAttacker, build_attacker
+
+    attacker = build_attacker("linear", model_preset("tiny"), FrameAttackerConfig(linear_cells=4), 5)
+    assert isinstance(attacker, CellLinearAttacker)
+    video = torch.rand(2, 3, 4, 16, 16)
+    assert torch.equal(attacker(video), torch.zeros(2, 5))  # a fresh one starts at chance
+    torch.nn.init.normal_(attacker.head.weight)
+    means = video.reshape(2, 3, 4, 4, 4, 4, 4).mean(dim=(4, 6))  # B x C x T x 4 x 4 cells of 4 x 4 pixels
+    frame_logits = means.transpose(1, 2).reshape(2, 4, -1) @ attacker.head.weight.T + attacker.head.bias
+    torch.testing.assert_close(attacker(video), frame_logits.mean(dim=1))
+    video.requires_grad_(True)
+    attacker(video).sum().backward()
+    assert video.grad.abs().sum() > 0  # the anonymizer learns through it
+    with pytest.raises(ValueError, match="grid"):
+        CellLinearAttacker(5, cells=5)(torch.rand(1, 3, 2, 16, 16))

@@ -123,3 +123,33 @@ def test_fused_adamw_is_used_where_supported_and_updates_like_the_per_parameter_
     for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # Adam steps move weights by ~lr = 1e-2
     assert not torch.equal(models[0].head.weight, VideoRecognizer(model_preset("tiny"), 3).head.weight)
+
+
+def test_selection_stops_learning_after_phase1_selection_epochs_and_the_rest_trains_on(tmp_path):
+    """``phase1_selection_epochs: 1`` over 2 epochs: the second epoch leaves the embedding, the blocks up to the
+    last selection and the scorers as the first left them; the later blocks and the head still learn."""
+    from stprivacy.data.build import build_datasets
+    from stprivacy.training.phase1 import train_phase1
+
+    cfg = load_experiment("tiny", ["train.phase1_selection_epochs=1", "train.phase1_epochs=1"])
+    train, _, _ = build_datasets(cfg.data, cfg.seed, progress=False)
+    run = pipeline.prepare_run(cfg, tmp_path / "run")
+    model = STPrivacy(cfg.model, num_classes=len(train.action_names))
+    train_phase1(model, train, cfg, run)
+    after_first = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg.train.phase1_epochs = 2  # resume the same run for its second epoch
+    train_phase1(model, train, cfg, run)
+    after = model.state_dict()
+    last = cfg.model.selection_points[-1]
+    selection = ("vit.embed.", "vit.pos_embed", "scorers.", *(f"vit.blocks.{i}." for i in range(last)))
+    frozen = [k for k in after if k.startswith(selection)]
+    rest = [k for k in after if k.startswith(("vit.blocks.", "action_head.")) and k not in frozen]
+    assert frozen and rest
+    assert all(torch.equal(after[k], after_first[k]) for k in frozen)
+    assert any(not torch.equal(after[k], after_first[k]) for k in rest)
+    assert all(p.requires_grad for p in model.parameters())  # trainable again for phase 2
+
+
+def test_a_negative_phase1_selection_epochs_is_a_config_error():
+    with pytest.raises(ConfigError, match="phase1_selection_epochs"):
+        load_experiment("tiny", ["train.phase1_selection_epochs=-1"])

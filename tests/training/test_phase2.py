@@ -435,3 +435,21 @@ def test_phase2_validation_reads_the_action_recognizer_on_the_float_and_the_publ
     for key in ("val_A_top1", "val_A_float_top1"):
         assert readings[key] in {100.0 * k / 6 for k in range(7)}
     assert math.isnan(readings["val_ridge_cmap"]) or 0.0 <= readings["val_ridge_cmap"] <= 100.0
+
+
+def test_the_linear_family_is_a_phase2_adversary_that_learns_and_that_the_anonymizer_fights():
+    cfg = load_experiment("tiny", ["train.privacy_adversaries=[linear]"])
+    torch.manual_seed(0)
+    f, adv = STPrivacy(cfg.model, num_classes=4).train(), Adversaries(cfg, 4, 5).train()
+    (linear,) = adv.privacy
+    assert type(linear).__name__ == "CellLinearAttacker" and linear.cells == cfg.frame_attacker.linear_cells
+    batch = {"video": torch.rand(6, 3, 8, 32, 32), "action": torch.randint(4, (6,)),
+             "attributes": torch.randint(2, (6, 5))}
+    opts = _opts(f, adv)
+    train_step(f, f, adv, batch, cfg, opts, 0.7)  # a zero-initialised attacker gives the anonymizer no gradient
+    assert linear.head.weight.abs().sum() > 0  # ... but it learns from the detached output
+    opts["anonymizer"].zero_grad(set_to_none=True)
+    out = f(batch["video"])
+    adv.requires_grad_(False)
+    (-privacy_loss(linear(out.video, out.keep_mask), batch["attributes"])).backward()
+    assert f.to_pixels.weight.grad.abs().sum() > 0

@@ -9,7 +9,8 @@ three things in this project:
 * a phase-3 attacker family, ``"ridge"`` in ``evaluate.attackers`` (:func:`ridge_attack`): fitted on the
   anonymized training split, scored on the anonymized test split, like the others;
 * a validation instrument (:func:`ridge_probe`, out of fold), logged by phase 2 every epoch;
-* an attacker in phase 2's loop (``train.privacy_ridge``, ``training/linear_attacker.py``).
+* an attacker in phase 2's loop (``train.privacy_ridge``, ``training/linear_attacker.py``), and, learnt by
+  gradient steps instead, phase 2's ``"linear"`` adversary family (``models.recognizers.CellLinearAttacker``).
 
 Features: each frame is averaged over a ``cells`` x ``cells`` grid (16 x 16 x 3 = 768 numbers at any frame size
 the grid divides; the synthetic presets' phase 3 uses 32 x 32, 3,072 numbers), every frame is one sample carrying
@@ -26,15 +27,7 @@ import numpy as np
 import torch
 
 from stprivacy.data.clips import ClipSet, to_float
-
-
-def cell_mean_features(video: torch.Tensor, cells: int) -> torch.Tensor:
-    """``B x 3 x T x H x W`` -> ``B x T x 3 cells cells``: every frame averaged over a ``cells`` x ``cells`` grid."""
-    b, c, t, h, w = video.shape
-    if h % cells or w % cells:
-        raise ValueError(f"frame size {h} x {w} does not divide into a {cells} x {cells} grid of cells")
-    blocks = video.float().reshape(b, c, t, cells, h // cells, cells, w // cells).mean(dim=(4, 6))
-    return blocks.transpose(1, 2).reshape(b, t, -1)
+from stprivacy.layers.cells import cell_mean_features
 
 
 @dataclass

@@ -5,6 +5,7 @@ from stprivacy.lazy import exports
 __getattr__, __all__ = exports(__name__, {
     "attention": ["MaskedAttention", "attention_allowed"],
     "block": ["Block", "Mlp"],
+    "cells": ["cell_mean_features"],
     "tubelets": ["TubeletEmbed", "TubeletGrid", "keep_mask_pixels", "kept_pixels", "shown_tubelets",
                  "tubelets_to_video", "video_to_tubelets"],
 })

@@ -108,6 +108,15 @@ class STPrivacy(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"vit.pos_embed"}
 
+    def set_selection_trainable(self, trainable: bool) -> None:
+        """Start or stop training everything that decides which tubelets are kept: the embedding, the blocks up to
+        the last selection, the scorers. What follows the last selection (the anonymization blocks, the decoder)
+        is left as it is."""
+        last = self.cfg.selection_points[-1] if self.cfg.selection_points else 0
+        for part in (self.vit.embed, *self.vit.blocks[:last], self.scorers):
+            part.requires_grad_(trainable)
+        self.vit.pos_embed.requires_grad_(trainable)
+
     # ------------------------------------------------------------------ training-mode (masked) forward
     def forward(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None = None,
                 keep_ratio: float | None = None) -> AnonymizerOutput:

@@ -170,8 +170,13 @@ class FrameAttackerConfig:
     #: appearance, so a per-frame attacker loses little by seeing a few, and trains several times faster.
     #: Evaluation always pools every frame.
     train_frames: int = 2
+    #: The grid of phase 2's "linear" attacker family (:class:`~stprivacy.models.recognizers.CellLinearAttacker`):
+    #: each frame's means over ``linear_cells`` x ``linear_cells`` cells, phase 3's ridge learnt by gradient steps.
+    linear_cells: int = 16
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
         if self.train_frames < 0:
             raise ValueError(f"train_frames must be >= 0, got {self.train_frames}")
+        if self.linear_cells < 1:
+            raise ValueError(f"linear_cells must be >= 1, got {self.linear_cells}")

@@ -6,6 +6,9 @@
 * :class:`FrameAttacker`: a per-frame 2D CNN whose frame logits are averaged over time, the attacker family of the
   earlier frame-based methods. On raw synthetic clips it reads appearance far better than a small ViT, so an
   evaluation without it would overstate privacy.
+* :class:`CellLinearAttacker`: a linear map of every frame's cell means, frame logits averaged over time: phase
+  3's ridge attacker (the strongest reader of the anonymized synthetic output) as a family phase 2 can train
+  alongside the anonymizer.
 * :class:`KeepPatternAttacker`: an MLP on the keep mask alone (which tubelets a published video shows), phase 1's
   ``phase1_pattern_adversary``: on the synthetic benchmark the pattern by itself tells the private attributes.
 """
@@ -15,22 +18,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stprivacy.layers.cells import cell_mean_features
 from stprivacy.models.config import FrameAttackerConfig, ModelConfig
 from stprivacy.models.selection import masked_mean
 from stprivacy.models.vit import Standardize, VideoViT, init_vit_weights
 
-ATTACKERS = ("vit", "frame")
+ATTACKERS = ("vit", "frame", "linear")
 
 
 def build_attacker(kind: str, recognizer: ModelConfig, frame: FrameAttackerConfig, num_outputs: int) -> nn.Module:
     """A fresh privacy attacker of family ``kind``: "vit" (video-level, ImageNet-initialised when the recognizer
-    config names weights) or "frame" (per-frame CNN)."""
+    config names weights), "frame" (per-frame CNN) or "linear" (per-frame cell means, one linear map)."""
     if kind == "vit":
         from stprivacy.models.pretrained import with_pretrained
 
         return with_pretrained(VideoRecognizer(recognizer, num_outputs))
     if kind == "frame":
         return FrameAttacker(num_outputs, frame)
+    if kind == "linear":
+        return CellLinearAttacker(num_outputs, frame.linear_cells)
     raise ValueError(f"unknown attacker {kind!r}; choose from {ATTACKERS}")
 
 
@@ -127,6 +133,28 @@ class FrameAttacker(nn.Module):
         b, c, t, h, w = video.shape
         frames = self.standardize(video.transpose(1, 2).reshape(b * t, c, h, w))
         return self.head(self.features(frames)).reshape(b, t, -1).mean(dim=1)
+
+
+class CellLinearAttacker(nn.Module):
+    """Per frame: means over a ``cells`` x ``cells`` grid -> one linear map -> frame logits; mean over time.
+
+    The same readout as phase 3's closed-form ridge (:mod:`stprivacy.evaluation.ridge`), learnt by gradient steps
+    so that it can follow the anonymizer in phase 2's min-max. A linear attacker has no adversarial examples
+    beyond moving the signal: fooling it means removing the attribute from the cell means (or hiding it in
+    directions it has not yet learnt)."""
+
+    def __init__(self, num_outputs: int, cells: int = 16, in_chans: int = 3):
+        super().__init__()
+        self.cells = cells
+        self.head = nn.Linear(in_chans * cells * cells, num_outputs)
+        nn.init.zeros_(self.head.weight)  # a fresh linear attacker starts at chance, not at a random guess
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, video: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``video``: B x 3 x T x H x W -> B x outputs. The keep mask is ignored: frames show what was kept."""
+        if video.dim() != 5:
+            raise ValueError(f"expected B x 3 x T x H x W, got {tuple(video.shape)}")
+        return self.head(cell_mean_features(video, self.cells).to(self.head.weight.dtype)).mean(dim=1)
 
 
 class KeepPatternAttacker(nn.Module):

@@ -176,9 +176,18 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
 
     run_epochs(phase=1, epochs=tc.phase1_epochs, run=run, stem=run.checkpoint("phase1"),
                modules=modules, optimizers=opts, schedulers=scheds, generator=gen, tc=tc, epoch_fn=epoch_fn,
-               before_epoch=lambda epoch: freeze_backbone(model, epoch < tc.freeze_backbone_epochs))
+               before_epoch=lambda epoch: set_trainable(model, epoch, tc))
     freeze_backbone(model, False)
+    model.set_selection_trainable(True)
     return model
+
+
+def set_trainable(model: STPrivacy, epoch: int, tc) -> None:
+    """Before phase-1 epoch ``epoch``: the trunk frozen during ``freeze_backbone_epochs``, the selection from
+    ``phase1_selection_epochs`` on (on resume too, since it depends on the epoch alone)."""
+    freeze_backbone(model, epoch < tc.freeze_backbone_epochs)
+    if tc.phase1_selection_epochs and epoch >= tc.phase1_selection_epochs:
+        model.set_selection_trainable(False)
 
 
 def report_readings(readings: dict[str, float], where: str) -> dict[str, float]:

@@ -320,15 +320,6 @@ def limit_decoder_rank(f: STPrivacy, rank: int) -> None:
     weight.copy_(((u[:, :rank] * s[:rank]) @ vh[:rank]).to(weight.dtype))
 
 
-def freeze_selection(f: STPrivacy) -> None:
-    """Everything that decides which tubelets are kept stops learning: the embedding, the blocks up to the last
-    selection, the scorers. What follows the last selection (the anonymization blocks, the decoder) still trains."""
-    last = f.cfg.selection_points[-1] if f.cfg.selection_points else 0
-    for part in (f.vit.embed, *f.vit.blocks[:last], f.scorers):
-        part.requires_grad_(False)
-    f.vit.pos_embed.requires_grad_(False)
-
-
 def weight_average(f: STPrivacy, decay: float) -> AveragedModel | None:
     """The moving average of the anonymizer's weights that ``train.anonymizer_ema`` deploys (None when off)."""
     if not decay:
@@ -341,7 +332,7 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
     if tc.phase2_freeze_selection:
-        freeze_selection(f)
+        f.set_selection_trainable(False)
     if tc.phase2_output_rank:
         limit_decoder_rank(f, tc.phase2_output_rank)  # a resumed phase 2 then loads its own (rank-r) weights
     adv = Adversaries(cfg, len(train.action_names), len(train.attribute_names)).to(device)
