@@ -167,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     base = load_experiment(args.base, args.set)
     synth = synth_preset(base.data.synth_preset)
-    torch.set_num_threads(2)
+    torch.set_num_threads(base.runtime.threads or 2)  # studies side by side: --set runtime.threads=1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data_by_seed: dict[int, dict] = {}
     for seed in args.seeds:
