@@ -67,3 +67,10 @@ def test_unknown_preset_lists_the_known_ones():
 
 def test_apply_overrides_creates_nested_sections():
     assert apply_overrides({}, ["evaluate.data.kind=hmdb51"]) == {"evaluate": {"data": {"kind": "hmdb51"}}}
+
+
+def test_an_unknown_phase2_adversary_family_is_a_config_error_before_any_training():
+    with pytest.raises(ConfigError, match="privacy_adversaries"):
+        load_experiment("tiny", ["train.privacy_adversaries=[vit,ridge]"])
+    assert load_experiment("tiny", ["train.privacy_adversaries=[frame,linear]"]).train.privacy_adversaries == (
+        "frame", "linear")
