@@ -104,3 +104,18 @@ def test_spatial_variation_counts_fine_patterns_not_tubelet_borders():
     # inside every 2 x 2 tubelet each horizontal and each vertical neighbour differs by 1
     assert spatial_variation(video, keep, (2, 2, 2)).item() == pytest.approx(2.0)
     assert spatial_variation(video, torch.zeros(1, 1, 4), (2, 2, 2)).item() == 0.0
+
+
+def test_the_residual_reconstruction_target_is_the_input_as_a_temporal_residual_model_publishes_it():
+    from stprivacy.layers.tubelets import residual_video, video_to_tubelets
+
+    torch.manual_seed(0)
+    video = torch.rand(2, 3, 8, 16, 16)
+    keep = (torch.rand(2, 4, 4) > 0.3).float()
+    published = residual_video(video, keep, (2, 8, 8))
+    assert masked_reconstruction_loss(published, video, keep, (2, 8, 8), residual=True) == 0
+    assert masked_reconstruction_loss(published, video, keep, (2, 8, 8)) > 0.1  # the plain target is the input
+    # a still clip publishes flat grey wherever a tubelet is kept
+    still = video[:, :, :1].expand_as(video)
+    tub = video_to_tubelets(residual_video(still, keep, (2, 8, 8)), (2, 8, 8)).reshape(2, 4, 4, -1)
+    torch.testing.assert_close(tub[keep.bool()], torch.full_like(tub[keep.bool()], 0.5))

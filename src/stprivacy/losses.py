@@ -70,14 +70,17 @@ def anonymizer_objective(
 
 
 def masked_reconstruction_loss(output: torch.Tensor, target: torch.Tensor, keep_mask: torch.Tensor,
-                               tubelet: tuple[int, int, int]) -> torch.Tensor:
-    """Mean absolute error over the kept tubelets only (B x 3 x T x H x W videos, B x L x N mask).
+                               tubelet: tuple[int, int, int], residual: bool = False) -> torch.Tensor:
+    """Mean absolute error over the kept tubelets only (B x 3 x T x H x W videos, B x L x N mask). ``residual``:
+    the target as a ``model.temporal_residual`` anonymizer can publish it (grey plus what changes over time).
 
     The mask is detached: it says *where* to reconstruct, and must not train the selector. With its gradient,
     this term rewards dropping whatever is hard to reconstruct (the moving actor), and the selector learned to
     keep background (actor coverage 0.22 in the demo's phase 1; ``tests/test_losses.py`` pins it)."""
-    from stprivacy.layers.tubelets import video_to_tubelets
+    from stprivacy.layers.tubelets import residual_video, video_to_tubelets
 
+    if residual:
+        target = residual_video(target, keep_mask.detach().to(target.dtype), tubelet)
     return mean_over_kept(video_to_tubelets((output - target).abs(), tubelet).mean(-1), keep_mask)
 
 

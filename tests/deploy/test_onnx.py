@@ -9,10 +9,11 @@ from stprivacy.deploy.onnx_export import export_onnx
 from stprivacy.models import STPrivacy
 
 
-@pytest.mark.parametrize("keep_ratio, output_block", [(0.7, 1), (1.0, 1), (0.7, 2)])
-def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, output_block):
+@pytest.mark.parametrize("keep_ratio, output", [(0.7, {}), (1.0, {}), (0.7, {"output_block": 2}),
+                                                (0.7, {"temporal_residual": True})])
+def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, output):
     torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", output_block=output_block).eval()
+    model = STPrivacy.from_preset("tiny", **output).eval()
     # An untrained scorer gives nearly tied keep scores (differences ~1e-5), so float rounding alone could swap
     # top-k choices between runtimes; spread them as a trained scorer would.
     with torch.no_grad():

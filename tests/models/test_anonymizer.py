@@ -222,3 +222,39 @@ def test_temporal_until_last_keeps_each_position_to_itself_up_to_the_last_select
 def test_unknown_pre_selection_attention_is_rejected():
     with pytest.raises(ValueError, match="pre_selection_attention"):
         tiny(pre_selection_attention="spatial")
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_temporal_residual_publishes_grey_plus_change_at_every_position(train):
+    from stprivacy.layers import video_to_tubelets
+
+    torch.manual_seed(0)
+    plain, residual = tiny(), tiny(temporal_residual=True)
+    residual.load_state_dict(plain.state_dict())
+    plain.train(train), residual.train(train)
+    video = torch.rand(2, 3, 8, 32, 32)
+    torch.manual_seed(1)
+    base = plain(video, keep_ratio=0.7)
+    torch.manual_seed(1)  # the same selection
+    out = residual(video, keep_ratio=0.7)
+    assert torch.equal(out.keep_mask, base.keep_mask)
+    tub = video_to_tubelets(out.video, (2, 8, 8)).reshape(2, 4, 16, -1)
+    ref = video_to_tubelets(base.video, (2, 8, 8)).reshape(2, 4, 16, -1)
+    keep = out.keep_mask.unsqueeze(-1)
+    assert torch.count_nonzero(tub[out.keep_mask == 0]) == 0  # dropped tubelets stay black
+    # at every position, the kept tubelets average to grey: no still appearance is left
+    count = keep.sum(dim=1)
+    mean = (tub * keep).sum(dim=1) / count.clamp_min(1)
+    torch.testing.assert_close(mean[count.expand_as(mean) > 0], torch.full_like(mean[count.expand_as(mean) > 0], 0.5))
+    # ... and each kept tubelet differs from its position's others as the plain decoder's did
+    ref_mean = (ref * keep).sum(dim=1, keepdim=True) / keep.sum(dim=1, keepdim=True).clamp_min(1)
+    kept = out.keep_mask.bool()
+    torch.testing.assert_close(tub[kept], (ref - ref_mean + 0.5)[kept], atol=1e-5, rtol=1e-5)
+
+
+def test_temporal_residual_holds_in_topk_inference_as_in_the_masked_forward():
+    model = tiny(temporal_residual=True).eval()
+    video = torch.rand(2, 3, 8, 32, 32)
+    topk = model._forward_topk(video, 0.7)
+    masked = model._forward_masked(video, topk.decisions)
+    torch.testing.assert_close(masked.video, topk.video, atol=1e-5, rtol=1e-4)

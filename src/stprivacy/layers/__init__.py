@@ -6,6 +6,6 @@ __getattr__, __all__ = exports(__name__, {
     "attention": ["MaskedAttention", "attention_allowed"],
     "block": ["Block", "Mlp"],
     "cells": ["cell_mean_features"],
-    "tubelets": ["TubeletEmbed", "TubeletGrid", "keep_mask_pixels", "kept_pixels", "shown_tubelets",
-                 "tubelets_to_video", "video_to_tubelets"],
+    "tubelets": ["TubeletEmbed", "TubeletGrid", "keep_mask_pixels", "kept_pixels", "residual_video",
+                 "shown_tubelets", "temporal_residual", "tubelets_to_video", "video_to_tubelets"],
 })

@@ -100,6 +100,25 @@ def kept_pixels(video: torch.Tensor, mask: torch.Tensor, tubelet: tuple[int, int
     return video * keep_mask_pixels(mask, TubeletGrid(t, h, w, tubelet, c)).to(video.dtype)
 
 
+def temporal_residual(tubelets: torch.Tensor, keep_mask: torch.Tensor, level: float = 0.5) -> torch.Tensor:
+    """``B x S x P`` tubelets and their ``B x L x N`` keep mask -> every kept tubelet as ``level`` plus its
+    difference from the keep-weighted mean of the kept tubelets at its position over the ``L`` slices; dropped
+    tubelets are zero. What stays the same over a clip is gone; what changes is kept. Differentiable in both
+    arguments (a straight-through mask keeps its gradient)."""
+    b, slices, n = keep_mask.shape
+    p = tubelets.reshape(b, slices, n, -1)
+    k = keep_mask.reshape(b, slices, n, 1).to(p.dtype)
+    mean = (p * k).sum(dim=1, keepdim=True) / k.sum(dim=1, keepdim=True).clamp_min(1.0)
+    return ((p - mean + level) * k).reshape(tubelets.shape)
+
+
+def residual_video(video: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """:func:`temporal_residual` of a ``B x C x T x H x W`` video, as a video."""
+    _, c, t, h, w = video.shape
+    grid = TubeletGrid(t, h, w, tubelet, c)
+    return tubelets_to_video(temporal_residual(video_to_tubelets(video, tubelet), keep_mask), grid)
+
+
 def tubelets_to_video(tokens: torch.Tensor, grid: TubeletGrid) -> torch.Tensor:
     """Inverse of :func:`video_to_tubelets`: ``B x S x (C*t*p*p)`` -> ``B x C x T x H x W``."""
     b = tokens.shape[0]

@@ -17,6 +17,8 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
 * ``output_block`` > 1 (an option) decodes each tubelet at a coarser resolution, so that the published output has
   no fine pattern to hide an attribute in.
 * ``output_rank`` > 0 (an option) paints each tubelet as a combination of that many learned pixel patterns.
+* ``temporal_residual`` (an option) publishes each kept tubelet as grey plus its change from the mean of the kept
+  tubelets at its position over the clip (:meth:`STPrivacy.publish_changes`).
 * Masked means in the token scorer carry an epsilon: a fully dropped slice gives finite scores (the released code
   gives NaN).
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stprivacy.layers import tubelets_to_video
+from stprivacy.layers import temporal_residual, tubelets_to_video
 from stprivacy.models.config import ModelConfig, model_preset, validate_keep_ratio
 from stprivacy.models.selection import (
     TokenScorer,
@@ -105,6 +107,14 @@ class STPrivacy(nn.Module):
         blocks = pixels.reshape(*lead, c, t, ph // k, 1, pw // k, 1)
         return blocks.expand(*lead, c, t, ph // k, k, pw // k, k).reshape(*lead, -1)
 
+    def publish_changes(self, pixels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``B x S x P`` decoded tubelets (dropped ones zero) and their ``B x S`` keep mask -> with
+        ``temporal_residual``, grey plus each kept tubelet's change from its position's mean over the clip
+        (:func:`~stprivacy.layers.tubelets.temporal_residual`); else unchanged."""
+        if not self.cfg.temporal_residual:
+            return pixels
+        return temporal_residual(pixels, keep.reshape(-1, self.grid.slices, self.grid.tokens_per_slice))
+
     def no_weight_decay(self) -> set[str]:
         return {"vit.pos_embed"}
 
@@ -178,7 +188,7 @@ class STPrivacy(nn.Module):
             decisions.append(keep)
             x = self._run_segment(x, keep, blocks, stage + 1 < temporal)
         feats = self.vit.norm(x)
-        pixels = self.decode(feats) * keep.unsqueeze(-1)
+        pixels = self.publish_changes(self.decode(feats) * keep.unsqueeze(-1), keep)
         return AnonymizerOutput(
             video=tubelets_to_video(pixels, grid),
             keep_mask=keep.reshape(b, grid.slices, grid.tokens_per_slice),
@@ -229,6 +239,7 @@ class STPrivacy(nn.Module):
         pixels = self.decode(feats).reshape(b, grid.slices, index.shape[-1], -1)
         pixels = scatter_tokens(pixels, index, n_all).reshape(b, grid.num_tokens, -1)
         keep_mask = decisions[-1] if decisions else x.new_ones(b, grid.slices, n_all)
+        pixels = self.publish_changes(pixels, keep_mask.reshape(b, -1))
         logits = None
         if self.action_head is not None:
             logits = self.action_head.fc(feats.mean(dim=1))

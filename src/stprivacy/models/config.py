@@ -74,6 +74,12 @@ class ModelConfig:
     #: small channel leaves the anonymizer little room for a code beside the action, and a privacy recognizer
     #: reading a low-dimensional output learns it in few batches, so the co-trained one does not lag a fresh one.
     output_rank: int = 0
+    #: Publish only what changes over time (this project's option; False = the paper): each kept tubelet is painted
+    #: mid-grey plus its difference from the mean of the kept tubelets at the same position over the clip's
+    #: slices. The clip's average at every position is then grey wherever a tubelet is kept, so a reader that
+    #: averages frames (the ridge attacker) finds no still appearance, only the keep pattern and the clamp's
+    #: effect; what moves (the action) is kept. In training and in deployment alike.
+    temporal_residual: bool = False
     #: Local ImageNet ViT weights (timm / DeiT layout, .safetensors or .pth) inflated into the trunk when a model is
     #: built for training; None = from scratch. See :mod:`stprivacy.models.pretrained`.
     pretrained: str | None = None

@@ -52,16 +52,19 @@ def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int],
                 recon_weight: float, critic: nn.Module | None = None, critic_weight: float = 0.0,
                 keep_ratio: float | None = None, critic_input: str = "output", *,
                 pattern: nn.Module | None = None, pattern_weight: float = 0.0,
-                published: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                published: torch.Tensor | None = None, residual: bool = False) -> dict[str, torch.Tensor]:
     """The phase-1 losses of one batch; ``model`` is the anonymizer (or its compiled forward). ``published``:
-    the batch's inference keep masks, for the pattern attacker to learn from (else the training masks)."""
+    the batch's inference keep masks, for the pattern attacker to learn from (else the training masks).
+    ``residual``: the model publishes changes only (``model.temporal_residual``), and is asked to reconstruct
+    the input's."""
     out = model(batch["video"], keep_ratio=keep_ratio)
     losses = {
         "spars": keep_ratio_loss(out.decisions, stage_ratios),
         "ce": action_loss(out.action_logits.float(), batch["action"]),
     }
     if recon_weight:
-        losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
+        losses["recon"] = recon_weight * masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet,
+                                                                    residual)
     if critic is not None and critic_weight:
         losses["critic"] = critic_weight * critic_loss(critic, critic_input, out, batch, tubelet)
     if pattern is not None and pattern_weight:
@@ -221,7 +224,8 @@ def _phase1_epoch(model, forward, modules, train, cfg, opts, scheds, gen, epoch,
                     return phase1_step(forward, model.stage_ratios(a), model.grid.tubelet, part,
                                        tc.phase1_reconstruction, critic, tc.phase1_critic, a,
                                        tc.phase1_critic_input, pattern=pattern,
-                                       pattern_weight=tc.phase1_pattern_adversary, published=published), None
+                                       pattern_weight=tc.phase1_pattern_adversary, published=published,
+                                       residual=cfg.model.temporal_residual), None
 
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)

@@ -182,7 +182,8 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         losses["tv"] = spatial_variation(out.video, out.keep_mask, tubelet)
         total = total + tc.output_tv * losses["tv"]
     if tc.phase2_reconstruction:
-        losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet)
+        losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet,
+                                                     cfg.model.temporal_residual)
         total = total + tc.phase2_reconstruction * losses["recon"]
     losses["total"] = total
     return losses, (video.detach(), keep.detach())
