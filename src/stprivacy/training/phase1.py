@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from stprivacy.config import ExperimentConfig, peak_lr
+from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import (
     coverage_of,
@@ -185,7 +185,7 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     return model
 
 
-def set_trainable(model: STPrivacy, epoch: int, tc) -> None:
+def set_trainable(model: STPrivacy, epoch: int, tc: TrainConfig) -> None:
     """Before phase-1 epoch ``epoch``: the trunk frozen during ``freeze_backbone_epochs``, the selection from
     ``phase1_selection_epochs`` on (on resume too, since it depends on the epoch alone)."""
     freeze_backbone(model, epoch < tc.freeze_backbone_epochs)
