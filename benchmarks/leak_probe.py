@@ -6,7 +6,9 @@ For each run folder: render the ``val`` stream of the run's seed (never the test
 ratio, and print, for the raw clips and the output, the colour-histogram linear probe's APs, the fine-pattern share
 and the motion-energy linear probe (``stprivacy.evaluation.leakage``), the last also on the raw pixels of the kept
 tubelets (what the selection leaves to a faithful painter); for the output also the actor's mean colour by
-skin-colour class. With ``--grid``, a picture of raw and anonymized frames of both skin-colour classes. With
+skin-colour class. With ``--grid``, a picture of raw and anonymized frames of both skin-colour classes; with
+``--difference-maps``, per attribute, the mean frame of the clips with it minus those without, raw and anonymized
+(``evaluation.leakage.attribute_difference_maps``: where a linear reader finds its first-order signal). With
 ``--mask-only``, a fresh phase-3 suite (the run's own ``evaluate`` settings) trained on the run's training split
 and tested on the validation clips, both showing only the keep mask (kept tubelets grey): what *which* tubelets are
 kept tells by itself.
@@ -23,7 +25,13 @@ import torch
 
 from stprivacy.data.synthetic import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
-from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share, mask_only_view, motion_probe
+from stprivacy.evaluation.leakage import (
+    attribute_difference_maps,
+    colour_probe,
+    fine_pattern_share,
+    mask_only_view,
+    motion_probe,
+)
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
 from stprivacy.layers.tubelets import keep_mask_pixels
 from stprivacy.pipeline import load_anonymizer
@@ -73,7 +81,7 @@ def probe_run(run_dir: Path, clips: int, keep_ratio: float, masks: bool = False
            "actor_colour_output_by_skin": actor_colour(anon, val.actor_masks[:, 0], skin)}
     if masks:
         row["mask_only"] = mask_only_attack(cfg, model, val, keep_ratio)
-    return row, raw, anon, skin.numpy()
+    return row, raw, anon, val.attributes
 
 
 def save_grid(path: Path, raw: torch.Tensor, anon: torch.Tensor, skin: np.ndarray, per_class: int = 4) -> None:
@@ -97,24 +105,51 @@ def save_grid(path: Path, raw: torch.Tensor, anon: torch.Tensor, skin: np.ndarra
     plt.close(fig)
 
 
+def save_difference_maps(path: Path, raw: torch.Tensor, anon: torch.Tensor, attributes: torch.Tensor,
+                         names: list[str]) -> None:
+    """One column per attribute: the raw and the anonymized difference maps (grey level, channel mean), each row on
+    its own symmetric colour scale, red where clips with the attribute are brighter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(names), figsize=(2.2 * len(names), 4.6))
+    for row, (label, videos) in enumerate((("raw", raw), ("anonymized", anon))):
+        maps = attribute_difference_maps(videos, attributes).mean(dim=1)
+        scale = float(maps.abs().max()) or 1.0
+        for k, name in enumerate(names):
+            axes[row, k].imshow(maps[k].numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)
+            axes[row, k].set_title(f"{label}: {name}\n(max |diff| {float(maps[k].abs().max()):.3f})", fontsize=7)
+            axes[row, k].axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--clips", type=int, default=600)
     ap.add_argument("--keep-ratio", type=float, default=0.7)
     ap.add_argument("--grid", type=Path, help="a PNG of raw and anonymized frames (of the first run)")
+    ap.add_argument("--difference-maps", type=Path, help="a PNG of each attribute's mean-frame difference, raw and "
+                    "anonymized (of the first run)")
     ap.add_argument("--out", type=Path, help="append one JSON line per run")
     ap.add_argument("--mask-only", action="store_true", help="a fresh phase-3 suite on the keep mask alone (minutes)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     for k, run_dir in enumerate(args.runs):
-        row, raw, anon, skin = probe_run(run_dir, args.clips, args.keep_ratio, args.mask_only)
+        row, raw, anon, attributes = probe_run(run_dir, args.clips, args.keep_ratio, args.mask_only)
         print(json.dumps(row))
         if args.out:
             with args.out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
         if args.grid and k == 0:
-            save_grid(args.grid, raw, anon, skin)
+            save_grid(args.grid, raw, anon, attributes[:, 0].numpy())
+        if args.difference_maps and k == 0:
+            save_difference_maps(args.difference_maps, raw, anon, attributes, row["attributes"])
 
 
 if __name__ == "__main__":

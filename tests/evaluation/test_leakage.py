@@ -69,3 +69,19 @@ def test_motion_probe_reads_how_strongly_a_moving_square_contrasts_and_not_its_s
     with pytest.raises(ValueError, match="cells"):
         motion_energy(videos, 5)
 
+
+
+def test_attribute_difference_maps_show_where_and_in_which_colour_an_attribute_differs():
+    from stprivacy.evaluation.leakage import attribute_difference_maps
+
+    videos, attrs = _clips()
+    maps = attribute_difference_maps(videos, attrs)
+    assert maps.shape == (2, 3, 16, 16)
+    # attribute 0 is the square's red level, 0.8 against 0.2: +0.6 inside the square in red, nothing elsewhere
+    torch.testing.assert_close(maps[0, 0, 4:12, 4:12], torch.full((8, 8), 0.6))
+    assert maps[0, 0, :4].abs().max() == 0 and maps[0, 2].abs().max() == 0  # blue never changes
+    # attribute 1 is a zero-mean texture in green: its frame-mean map is the checkerboard itself
+    assert maps[1, 1, 4:12, 4:12].abs().mean() == pytest.approx(0.05, abs=1e-6)
+    # an attribute every clip has gives a zero map, not NaN
+    assert torch.equal(attribute_difference_maps(videos, torch.ones(len(videos), 1, dtype=torch.long)),
+                       torch.zeros(1, 3, 16, 16))

@@ -15,6 +15,8 @@ run):
   so the motion an action recognizer needs carries the attribute (docs/results/recipe_study.md).
 * :func:`stprivacy.evaluation.ridge.ridge_probe` (its own module): a ridge regression on every frame's cell
   means, which reads the synthetic benchmark's outputs better than the trained attackers do.
+* :func:`attribute_difference_maps`: per attribute, the mean frame of the clips that have it minus the mean frame
+  of those that do not: where, and in which colour, a linear reader of frame means finds its first-order signal.
 * :func:`mask_only_view`: the published clips with every kept tubelet grey and the rest black, the keep pattern
   alone, for a fresh phase-3 suite to read (what *which* tubelets are kept tells by itself).
 """
@@ -127,3 +129,18 @@ def mask_only_view(clips: ClipSet, grid: TubeletGrid) -> ClipSet:
     masks = clips.keep_masks.reshape(n * views, *clips.keep_masks.shape[2:])
     lit = (keep_mask_pixels(masks, grid) * 128).to(torch.uint8).reshape(n, views, 1, *v.shape[3:])
     return dataclasses.replace(clips, videos=lit.expand_as(v).contiguous())
+
+
+def attribute_difference_maps(videos: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+    """``N x 3 x T x H x W`` clips and ``N x K`` {0, 1} attributes -> ``K x 3 x H x W``: for each attribute, the
+    frame average of the clips with it minus that of the clips without it (zero where a class is empty). The ridge
+    attacker reads weighted sums of such frame means; its first-order signal is this map."""
+    frames = videos.float().mean(dim=2)  # N x 3 x H x W, each clip's mean frame
+    maps = []
+    for k in range(attributes.shape[1]):
+        has = attributes[:, k].bool()
+        if has.all() or not has.any():
+            maps.append(torch.zeros_like(frames[0]))
+        else:
+            maps.append(frames[has].mean(dim=0) - frames[~has].mean(dim=0))
+    return torch.stack(maps)
