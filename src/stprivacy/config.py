@@ -23,7 +23,7 @@ import yaml
 from stprivacy.data.sampling import ClipSampling
 from stprivacy.errors import ConfigError
 from stprivacy.models.baselines.config import BdqConfig, SpactConfig, VitaConfig, check_baseline
-from stprivacy.models.config import FrameAttackerConfig, ModelConfig, model_preset
+from stprivacy.models.config import TRAINED_ATTACKERS, FrameAttackerConfig, ModelConfig, model_preset
 from stprivacy.runtime import RuntimeConfig
 
 
@@ -240,10 +240,9 @@ class TrainConfig:
                               f"{self.bounded_gradient!r}")
         if self.bounded_mask and not self.bounded_output:
             raise ConfigError("train.bounded_mask reads the mask off the bounded output: set train.bounded_output")
-        unknown = set(self.privacy_adversaries) - {"vit", "frame", "linear"}
-        if unknown or not self.privacy_adversaries:
-            raise ConfigError(f"train.privacy_adversaries must be a non-empty list of vit, frame, linear, got "
-                              f"{list(self.privacy_adversaries)}")
+        if set(self.privacy_adversaries) - set(TRAINED_ATTACKERS) or not self.privacy_adversaries:
+            raise ConfigError(f"train.privacy_adversaries must be a non-empty list of {', '.join(TRAINED_ATTACKERS)}, "
+                              f"got {list(self.privacy_adversaries)}")
         if self.phase1_selection_epochs < 0:
             raise ConfigError(f"train.phase1_selection_epochs must be >= 0, got {self.phase1_selection_epochs}")
         if self.phase1_pattern_adversary < 0:

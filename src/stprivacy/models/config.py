@@ -167,6 +167,10 @@ def model_preset(name: str) -> ModelConfig:
         raise KeyError(f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}") from None
 
 
+#: The trainable privacy attacker families (``models.recognizers.build_attacker``): what phase 2 can fight.
+TRAINED_ATTACKERS = ("vit", "frame", "linear")
+
+
 @dataclass
 class FrameAttackerConfig:
     """The per-frame 2D CNN attacker: one stride-2 conv per width, global pooling, frame logits pooled over time."""

@@ -19,11 +19,9 @@ import torch
 from torch import nn
 
 from stprivacy.layers.cells import cell_mean_features
-from stprivacy.models.config import FrameAttackerConfig, ModelConfig
+from stprivacy.models.config import TRAINED_ATTACKERS, FrameAttackerConfig, ModelConfig
 from stprivacy.models.selection import masked_mean
 from stprivacy.models.vit import Standardize, VideoViT, init_vit_weights
-
-ATTACKERS = ("vit", "frame", "linear")
 
 
 def build_attacker(kind: str, recognizer: ModelConfig, frame: FrameAttackerConfig, num_outputs: int) -> nn.Module:
@@ -37,7 +35,7 @@ def build_attacker(kind: str, recognizer: ModelConfig, frame: FrameAttackerConfi
         return FrameAttacker(num_outputs, frame)
     if kind == "linear":
         return CellLinearAttacker(num_outputs, frame.linear_cells)
-    raise ValueError(f"unknown attacker {kind!r}; choose from {ATTACKERS}")
+    raise ValueError(f"unknown attacker {kind!r}; choose from {TRAINED_ATTACKERS}")
 
 
 class AttackerEnsemble(nn.ModuleList):
