@@ -185,6 +185,12 @@ class TrainConfig:
     privacy_ridge_cells: int = 16
     privacy_ridge_buffer: int = 32
     privacy_ridge_alpha: float = 1e-3
+    #: With ``privacy_ridge_refit_every = K`` > 0 the ridge is not solved on a buffer of training batches: every K
+    #: batches of phase 2 it is refit on the published output (inference mode, uint8, at ``model.keep_ratio``) of
+    #: ``privacy_ridge_refit_clips`` random training clips, three quarters to fit and a quarter for the margin
+    #: that scales the loss, and held fixed in between (training/linear_attacker.py: phase 3's ridge, in the loop).
+    privacy_ridge_refit_every: int = 0
+    privacy_ridge_refit_clips: int = 1600
     #: Weights of two attacker-free rate terms on the kept tubelets of phase 2's output (0 = the paper):
     #: ``output_energy``, the mean squared deviation of their pixels from mid-grey, and ``output_tv``, their mean
     #: absolute difference between neighbouring pixels (losses.output_energy / spatial_variation). The min-max
@@ -274,9 +280,11 @@ class TrainConfig:
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
             raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
         if self.privacy_ridge < 0 or self.privacy_ridge_cells < 1 or self.privacy_ridge_buffer < 8 \
-                or self.privacy_ridge_alpha <= 0:
+                or self.privacy_ridge_alpha <= 0 or self.privacy_ridge_refit_every < 0 \
+                or self.privacy_ridge_refit_clips < 8:
             raise ConfigError("train.privacy_ridge must be >= 0, privacy_ridge_cells >= 1, privacy_ridge_buffer >= 8 "
-                              "(the attacker reads once 8 batches are buffered) and privacy_ridge_alpha > 0")
+                              "(the attacker reads once 8 batches are buffered), privacy_ridge_alpha > 0, "
+                              "privacy_ridge_refit_every >= 0 and privacy_ridge_refit_clips >= 8")
         if self.keep_ratio_range and not (len(self.keep_ratio_range) == 2
                                           and 0 < self.keep_ratio_range[0] <= self.keep_ratio_range[1] <= 1):
             raise ConfigError("train.keep_ratio_range must be [low, high] with 0 < low <= high <= 1, or empty")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stprivacy.evaluation.ridge import cell_mean_features
+from stprivacy.evaluation.ridge import GramStats, cell_mean_features, frame_samples
 from stprivacy.training.linear_attacker import RidgeAttacker, margin
 
 
@@ -67,6 +67,32 @@ def test_descending_the_reading_removes_the_leak():
     # the attacker is refit each step on the new outputs, and the leak settles near zero instead of overshooting
     tail = [abs(v) for v in path[-40:]]
     assert sum(tail) / len(tail) < 0.05 and max(tail) < 0.15
+
+
+def _stats(gen: torch.Generator, leak: float, batches: int) -> GramStats:
+    parts = [GramStats.of(*frame_samples(*_batch(gen, leak), 2)) for _ in range(batches)]
+    return sum(parts[1:], parts[0])
+
+
+def test_refit_mode_holds_the_ridge_solved_on_the_given_statistics_and_ignores_the_buffer():
+    gen = torch.Generator().manual_seed(3)
+    attacker = RidgeAttacker(cells=2, buffer=8, alpha=1.0, min_batches=3, window=1)
+    held_out = attacker.refit(_stats(gen, 0.3, 6), _stats(gen, 0.3, 2))
+    assert held_out[0] > 1.0 and abs(held_out[1]) < 0.5  # the planted attribute, out of sample; not the noise
+    video, z = _batch(gen, 0.3)
+    reading = attacker(video, z)
+    assert len(attacker.stats) == 0  # nothing buffered: the ridge changes only at the next refit
+    w, mu, spread, _ = attacker.fixed
+    now = margin(
+        (cell_mean_features(video, 2).reshape(32, -1) - mu.float()) @ w.float(),
+        2.0 * z.float().repeat_interleave(2, 0) - 1, spread.float())
+    assert reading.item() == pytest.approx((now * held_out.float()).mean().item(), rel=1e-5)
+    assert reading.item() > 0.5
+    # a refit on outputs without the leak: the held-out margin, and with it the loss's scale, falls to noise
+    quiet = attacker.refit(_stats(gen, 0.0, 6), _stats(gen, 0.0, 2))
+    assert quiet.abs().max() < 0.5
+    attacker.reset()
+    assert attacker.fixed is None
 
 
 def test_bad_settings_are_refused():

@@ -147,11 +147,41 @@ def test_privacy_ridge_adds_its_weighted_term_and_learns_from_the_published_view
     assert torch.allclose(published_sum, published_sum.round(), atol=1e-3)
 
 
+def test_privacy_ridge_refit_solves_the_ridge_on_published_training_clips():
+    from stprivacy.data.clips import ClipSet
+    from stprivacy.training.linear_attacker import RidgeAttacker
+    from stprivacy.training.phase2 import refit_ridge
+
+    cfg = load_experiment("tiny", ["train.privacy_ridge=1.0", "train.privacy_ridge_refit_every=5",
+                                   "train.privacy_ridge_refit_clips=12"])
+    torch.manual_seed(0)
+    f = STPrivacy(cfg.model, num_classes=4).train()
+    train = ClipSet(torch.randint(0, 256, (20, 1, 3, 8, 32, 32), dtype=torch.uint8), torch.randint(4, (20,)),
+                    torch.randint(2, (20, 5)))
+    ridge = RidgeAttacker(cells=4)
+    readings = refit_ridge(ridge, f, train, cfg, draw=0)
+    assert f.training  # back to training mode after the inference pass
+    assert readings["ridge_refit_margin"] >= 0 and ridge.fixed is not None
+    # the ridge was fitted on the 72 frames of 9 of the 12 published clips: its feature mean times 72 is a
+    # multiple of 1 / (255 * 64) (uint8 pixels averaged over 8 x 8 cells), which the float output would not give
+    w, mu, _, held = ridge.fixed
+    sums = mu * 72 * 255 * 64
+    assert torch.allclose(sums, sums.round(), atol=1e-5)
+    assert held.shape == (5,)
+    # the same draw picks the same clips: a refit is reproducible
+    refit_ridge(ridge, f, train, cfg, draw=0)
+    assert torch.equal(ridge.fixed[0], w)
+    refit_ridge(ridge, f, train, cfg, draw=1)
+    assert not torch.equal(ridge.fixed[0], w)
+
+
 def test_privacy_ridge_settings_are_checked():
     from stprivacy.errors import ConfigError
 
     with pytest.raises(ConfigError, match="privacy_ridge"):
         load_experiment("tiny", ["train.privacy_ridge=1.0", "train.privacy_ridge_buffer=4"])
+    with pytest.raises(ConfigError, match="privacy_ridge"):
+        load_experiment("tiny", ["train.privacy_ridge=1.0", "train.privacy_ridge_refit_every=-1"])
     with pytest.raises(ConfigError, match="ridge_cells"):
         load_experiment("tiny", ["evaluate.ridge_cells=5"])  # 32 x 32 frames
     with pytest.raises(ConfigError, match="bounded_gradient"):

@@ -82,18 +82,25 @@ def _batches(clips: ClipSet, batch_size: int):
         yield start, clips.videos[start:start + batch_size]
 
 
+def clip_statistics(clips: ClipSet, cells: int = 16, batch_size: int = 64,
+                    device: torch.device | str = "cpu") -> GramStats:
+    """The ridge's statistics over every frame of every view of ``clips`` (uint8 or float videos), computed on
+    ``device``."""
+    stats = None
+    for start, videos in _batches(clips, batch_size):
+        attributes = clips.attributes[start:start + len(videos)].to(device)
+        for v in range(videos.shape[1]):  # phase 3's training clips may hold several drawn views
+            part = GramStats.of(*frame_samples(to_float(videos[:, v].to(device)), attributes, cells))
+            stats = part if stats is None else stats + part
+    return stats
+
+
 def ridge_attack(train: ClipSet, test: ClipSet, cells: int = 16, alpha: float = 1e-3, batch_size: int = 64
                  ) -> np.ndarray:
     """Phase 3's ridge attacker: fitted on every view of the (published) ``train`` clips, it returns ``N x K``
     probabilities on ``test`` (a logistic squashing of the mean score over frames and views; a score of 0, halfway
     between the targets, is 1/2)."""
-    stats = None
-    for start, videos in _batches(train, batch_size):
-        attributes = train.attributes[start:start + len(videos)]
-        for v in range(videos.shape[1]):  # phase 3's training clips may hold several drawn views
-            part = GramStats.of(*frame_samples(to_float(videos[:, v]), attributes, cells))
-            stats = part if stats is None else stats + part
-    fitted = stats.solve(alpha)
+    fitted = clip_statistics(train, cells, batch_size).solve(alpha)
     scores = []
     for _, videos in _batches(test, batch_size):
         views = [clip_scores(to_float(videos[:, v]), fitted, cells) for v in range(videos.shape[1])]

@@ -25,6 +25,12 @@ Measured (validation, seed 0): it lowers its own reading (0.071 -> 0.029 at weig
 fitted on the final output (66.3 against 66.0 cMAP): the buffer's ridge, fitted on a few hundred clips, sees few
 of the many weak directions that one fitted on 3,200 clips reads. Off in every preset.
 
+**Refit mode** (``privacy_ridge_refit_every = K``): every K batches the ridge is solved afresh on the *published*
+output (inference mode, uint8, as phase 3 sees it) of ``privacy_ridge_refit_clips`` training clips, and held
+fixed until the next refit; its margin on a held-out quarter of those clips replaces the window's. This is the
+attacker phase 3 fits, at the anonymizer's current state, on as many clips as the sliding buffer never held
+(:meth:`RidgeAttacker.refit`).
+
 The statistics are kept per batch (:class:`~stprivacy.evaluation.ridge.GramStats`) so that the buffer slides
 without refitting anything old; the solve is one ``D x D`` system (D = 768 on a 16 x 16 grid). In a distributed
 run each process keeps its own buffer; the gradients are averaged as usual.
@@ -57,9 +63,20 @@ class RidgeAttacker:
             raise ValueError("ridge attacker: cells >= 1, alpha > 0, 1 <= window < min_batches <= buffer")
         self.cells, self.alpha, self.min_batches, self.window = cells, alpha, min_batches, window
         self.stats: deque[GramStats] = deque(maxlen=buffer)
+        #: refit mode: the ridge (weights, feature mean, score spread) and its held-out margin, fixed between refits
+        self.fixed: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def reset(self) -> None:
         self.stats.clear()
+        self.fixed = None
+
+    def refit(self, fit: GramStats, held_out: GramStats) -> torch.Tensor:
+        """Refit mode: solve the ridge on ``fit`` and keep it, with its margin on ``held_out`` (returned, ``K``),
+        until the next refit; the sliding buffer is no longer used."""
+        w, mu, _ = fit.solve(self.alpha)
+        spread = _score_spread(fit, w, mu)
+        self.fixed = (w, mu, spread, _margin_of(held_out, w, spread))
+        return self.fixed[3]
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """The ridge solved on the buffer but its ``window`` newest batches (weights ``D x K``, feature mean
@@ -70,25 +87,19 @@ class RidgeAttacker:
         older = list(self.stats)[:-self.window]
         total = sum(older[1:], older[0])
         w, mu, _ = total.solve(self.alpha)
-        gram = total.gram - total.n * torch.outer(mu, mu)  # the scores' variance is w^T Cov(x) w
-        spread = ((w * (gram @ w)).sum(0) / total.n).clamp(min=0).sqrt()
-        return w, mu, spread
+        return w, mu, _score_spread(total, w, mu)
 
     def window_margin(self, w: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
-        """The ridge's margin (``K``) on the ``window`` newest buffered batches, from their statistics alone: with
-        targets +-1, the positives' feature sum is ``(sum_x + X^T y) / 2`` and their count ``(n + sum_y) / 2``."""
+        """The ridge's margin (``K``) on the ``window`` newest buffered batches."""
         newest = list(self.stats)[-self.window:]
-        recent = sum(newest[1:], newest[0])
-        n_pos = (recent.n + recent.sum_y) / 2
-        n_neg = recent.n - n_pos
-        sum_pos = (recent.sum_x.unsqueeze(1) + recent.cross) / 2  # D x K
-        sum_neg = recent.sum_x.unsqueeze(1) - sum_pos
-        gap = (w * (sum_pos / n_pos.clamp(min=1) - sum_neg / n_neg.clamp(min=1))).sum(0)
-        both = (n_pos > 0) & (n_neg > 0)
-        return torch.where(both, gap / spread.clamp(min=1e-12), torch.zeros_like(gap))
+        return _margin_of(sum(newest[1:], newest[0]), w, spread)
 
     def __call__(self, video: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
         x, y = frame_samples(video, attributes, self.cells)  # every frame carries its clip's attributes
+        if self.fixed is not None:
+            w, mu, spread, held_out = self.fixed
+            now = margin((x - mu.to(x.dtype)) @ w.to(x.dtype), y, spread.to(x.dtype))
+            return (now * held_out.to(x.dtype)).mean()
         fitted = self.weights()
         if fitted is None:
             loss = x.sum() * 0.0  # keeps the graph (and the device) without a gradient
@@ -99,3 +110,21 @@ class RidgeAttacker:
         self.stats.append(GramStats.of(x, y))
         return loss
 
+
+
+def _score_spread(stats: GramStats, w: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """The standard deviation (``K``) of the ridge's scores over ``stats``' samples: ``sqrt(w^T Cov(x) w)``."""
+    gram = stats.gram - stats.n * torch.outer(mu, mu)
+    return ((w * (gram @ w)).sum(0) / stats.n).clamp(min=0).sqrt()
+
+
+def _margin_of(stats: GramStats, w: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+    """The ridge's margin (``K``) on the samples behind ``stats``, from their statistics alone: with targets +-1,
+    the positives' feature sum is ``(sum_x + X^T y) / 2`` and their count ``(n + sum_y) / 2``."""
+    n_pos = (stats.n + stats.sum_y) / 2
+    n_neg = stats.n - n_pos
+    sum_pos = (stats.sum_x.unsqueeze(1) + stats.cross) / 2  # D x K
+    sum_neg = stats.sum_x.unsqueeze(1) - sum_pos
+    gap = (w * (sum_pos / n_pos.clamp(min=1) - sum_neg / n_neg.clamp(min=1))).sum(0)
+    both = (n_pos > 0) & (n_neg > 0)
+    return torch.where(both, gap / spread.clamp(min=1e-12), torch.zeros_like(gap))

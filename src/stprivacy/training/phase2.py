@@ -48,6 +48,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import probe_adversaries, publication_gap, ridge_leak
+from stprivacy.evaluation.ridge import clip_statistics
 from stprivacy.layers.tubelets import shown_tubelets
 from stprivacy.losses import (
     action_loss,
@@ -284,6 +285,26 @@ def is_refresh_batch(tc, index: int) -> bool:
     return bool(every) and index >= every and index % every < tc.privacy_refresh_steps
 
 
+def refit_ridge(ridge: RidgeAttacker, f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, draw: int
+                ) -> dict[str, float]:
+    """``privacy_ridge_refit_every``: refit the in-loop ridge on the published output of a random sample of
+    training clips (phase 3's attacker at the anonymizer's current state); returns its held-out margin, the
+    largest over the attributes, for the log."""
+    from stprivacy.evaluation.phase3 import anonymize_clips
+
+    tc, runtime = cfg.train, cfg.runtime
+    n = min(tc.privacy_ridge_refit_clips, len(train))
+    picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + draw))[:n]
+    was_training = f.training
+    published = anonymize_clips(f, train.subset(picked), cfg.model.keep_ratio, runtime)
+    f.train(was_training)
+    fit = n - n // 4
+    device = runtime.torch_device()
+    held_out = ridge.refit(clip_statistics(published.subset(torch.arange(fit)), ridge.cells, device=device),
+                           clip_statistics(published.subset(torch.arange(fit, n)), ridge.cells, device=device))
+    return {"ridge_refit_margin": float(held_out.abs().max())}
+
+
 def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg: ExperimentConfig
                         ) -> dict[str, float]:
     """The phase-2 instruments on validation: A's top-1 and the worst privacy member's cMAP on the published
@@ -378,6 +399,9 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                 if refreshing and index % tc.privacy_refresh_every == 0:
                     refresh_privacy(adv, opts["adversaries"])
                     run.log("privacy_refresh", phase=2, epoch=epoch + 1, batch=index)
+                if ridge is not None and tc.privacy_ridge_refit_every and index % tc.privacy_ridge_refit_every == 0:
+                    run.log("ridge_refit", phase=2, epoch=epoch + 1, batch=index,
+                            **refit_ridge(ridge, f, train, cfg, index))
                 if refreshing or index % tc.anonymizer_every:
                     # the recognizers alone on the current output: a fresh attacker learning it (refresh), or the
                     # batches between two anonymizer steps (anonymizer_every)
