@@ -31,6 +31,7 @@ from stprivacy.evaluation.leakage import mask_only_view
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
 from stprivacy.losses import privacy_loss
 from stprivacy.models import STPrivacy
+from stprivacy.pipeline import phase2_clips
 from stprivacy.runtime import seed_everything
 from stprivacy.training.batches import iterate_batches
 from stprivacy.training.optim import make_optimizer
@@ -104,7 +105,7 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
             _phase1_cache[key] = copy.deepcopy(model.state_dict())
         adv = None
         if "2" in phases:
-            model, adv = train_phase2(model, train, cfg, run, val)
+            model, adv = train_phase2(model, phase2_clips(train, cfg), cfg, run, val)
         epochs = [e for e in run.read_log() if e["event"] == "epoch"]
     row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
     if catchup and adv is not None:

@@ -191,6 +191,13 @@ class TrainConfig:
     #: that scales the loss, and held fixed in between (training/linear_attacker.py: phase 3's ridge, in the loop).
     privacy_ridge_refit_every: int = 0
     privacy_ridge_refit_clips: int = 1600
+    #: An oracle for the laboratory, not a recipe: weight of the mean squared difference, over the kept pixels of
+    #: the published view, between each clip's output and that of its *twin* (the same clip rendered with every
+    #: private attribute flipped: same action, motion, scene and clothes; data.synthetic.dataset.with_twins),
+    #: under the same keep decisions. It tells the anonymizer directly what appearance is, which no real dataset
+    #: can, so it measures what this architecture can publish when the training signal is perfect. Synthetic data
+    #: only (0 = off).
+    twin_invariance: float = 0.0
     #: Weights of two attacker-free rate terms on the kept tubelets of phase 2's output (0 = the paper):
     #: ``output_energy``, the mean squared deviation of their pixels from mid-grey, and ``output_tv``, their mean
     #: absolute difference between neighbouring pixels (losses.output_energy / spatial_variation). The min-max
@@ -277,6 +284,8 @@ class TrainConfig:
             raise ConfigError("train.colour_invariance must be >= 0 and train.colour_invariance_gamma >= 1")
         if self.output_energy < 0 or self.output_tv < 0:
             raise ConfigError("train.output_energy and train.output_tv must be >= 0")
+        if self.twin_invariance < 0:
+            raise ConfigError("train.twin_invariance must be >= 0")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:
             raise ConfigError("train.privacy_match must be >= 0 and train.privacy_match_widths non-empty positive")
         if self.privacy_ridge < 0 or self.privacy_ridge_cells < 1 or self.privacy_ridge_buffer < 8 \
@@ -381,6 +390,9 @@ class ExperimentConfig:
         if "ridge" in e.attackers and self.model.img_size % e.ridge_cells:
             raise ConfigError(f"evaluate.ridge_cells {e.ridge_cells} does not divide the frame size "
                               f"{self.model.img_size}: the ridge attacker averages frames over that grid")
+        if self.train.twin_invariance and self.data.kind != "synthetic":
+            raise ConfigError("train.twin_invariance needs counterfactual twins, which only the synthetic renderer "
+                              "makes (data.kind: synthetic)")
         if self.train.phase2_output_rank and self.model.output_rank:
             raise ConfigError("train.phase2_output_rank limits the full linear decoder; it cannot be combined "
                               "with model.output_rank (a decoder limited from phase 1 on)")

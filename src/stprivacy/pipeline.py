@@ -184,6 +184,18 @@ def warn_initialisation(run: RunDir, cfg: ExperimentConfig) -> None:
         run.log("warning", message=warning)
 
 
+def phase2_clips(train: ClipSet, cfg: ExperimentConfig) -> ClipSet:
+    """Phase 2's training clips: with their counterfactual twins when ``train.twin_invariance`` asks for them
+    (rendered here, once; synthetic data only, which the config checks)."""
+    if not cfg.train.twin_invariance or train.twins is not None:
+        return train
+    from stprivacy.data.synthetic import synth_preset
+    from stprivacy.data.synthetic.dataset import with_twins
+
+    return with_twins(train, synth_preset(cfg.data.synth_preset), cfg.seed, "train", cfg.data.workers,
+                      cfg.runtime.progress)
+
+
 def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet | None = None) -> STPrivacy:
     """Phases 1 and 2 in ``run``; resumes from the last checkpoint. Returns the trained anonymizer.
 
@@ -209,7 +221,7 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
     final = run.checkpoint(ANONYMIZER)
     if not checkpoint_exists(run.checkpoint("phase2")):
         train_phase1(model, train_clips, cfg, run, val)
-    model, _ = train_phase2(model, train_clips, cfg, run, val)
+    model, _ = train_phase2(model, phase2_clips(train_clips, cfg), cfg, run, val)
     if distributed.current().is_main:
         save_checkpoint(final, {"anonymizer": model},
                         metadata={"phase": 2, "num_classes": len(train_clips.action_names),

@@ -41,3 +41,14 @@ def test_all_views_flattens_views_in_order():
     idx, batch = next(all_views(clips, 6))
     assert idx.tolist() == [0, 1] and batch["video"].shape[0] == 6
     torch.testing.assert_close(batch["video"][4], clips.videos[1, 1].float() / 255)
+
+
+def test_twins_travel_with_their_clips_and_are_mirrored_with_them():
+    clips = _clips(n=32, views=1)
+    clips.twins = 255 - clips.videos[:, 0]  # a twin each clip can be told from, and matched to
+    for as_uint8 in (False, True):
+        for batch in iterate_batches(clips, 8, shuffle=True, generator=torch.Generator().manual_seed(2), hflip=True,
+                                     as_uint8=as_uint8):
+            video, twin = batch["video"].float(), batch["twin"].float()
+            top = 255.0 if as_uint8 else 1.0
+            assert torch.allclose(twin, top - video)  # the batch's own twins, flipped where the clip is

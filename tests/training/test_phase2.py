@@ -175,6 +175,32 @@ def test_privacy_ridge_refit_solves_the_ridge_on_published_training_clips():
     assert not torch.equal(ridge.fixed[0], w)
 
 
+def test_twin_invariance_adds_the_difference_between_a_clip_and_its_twin_under_the_same_decisions():
+    cfg, f, adv, batch = _setup(["train.twin_invariance=5.0", "train.bounded_output=true"])
+    plain_cfg = _setup(["train.bounded_output=true"])[0]
+    totals = {}
+    for name, c, twin in (("same", cfg, batch["video"]), ("other", cfg, torch.rand_like(batch["video"])),
+                          ("plain", plain_cfg, None)):
+        g, a = copy.deepcopy(f), copy.deepcopy(adv)
+        part = dict(batch) if twin is None else {**batch, "twin": twin}
+        torch.manual_seed(1)
+        totals[name] = train_step(g, g, a, part, c, _opts(g, a), 0.7)
+    # a twin identical to its clip publishes the same pixels under the same keep decisions: nothing to pay
+    assert totals["same"]["twin"] == 0.0
+    assert totals["other"]["twin"] > 0.001
+    assert totals["other"]["total"] == pytest.approx(totals["plain"]["total"] + 5.0 * totals["other"]["twin"],
+                                                     rel=1e-4)
+
+
+def test_twin_invariance_needs_the_synthetic_renderer():
+    from stprivacy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="twin"):
+        load_experiment("vp-hmdb51", ["train.twin_invariance=1.0"])
+    with pytest.raises(ConfigError, match="twin"):
+        load_experiment("tiny", ["train.twin_invariance=-1.0"])
+
+
 def test_privacy_ridge_settings_are_checked():
     from stprivacy.errors import ConfigError
 

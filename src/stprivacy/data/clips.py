@@ -35,6 +35,9 @@ class ClipSet(Dataset):
     keep_masks: torch.Tensor | None = None
     #: Optional per-video identifiers (file paths) for reports.
     names: list[str] = field(default_factory=list)
+    #: Optional N x 3 x T x H x W uint8 counterfactual twins: each clip with its private attributes flipped
+    #: (synthetic data only, :func:`~stprivacy.data.synthetic.dataset.with_twins`).
+    twins: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.videos.dim() == 5:  # N x 3 x T x H x W: one view per video
@@ -74,7 +77,7 @@ class ClipSet(Dataset):
         return ClipSet(videos, self.actions[index], self.attributes[index], self.action_names,
                        self.attribute_names, person_masks=pick(self.person_masks), actor_masks=pick(self.actor_masks),
                        keep_masks=pick(self.keep_masks),
-                       names=[self.names[i] for i in index.tolist()] if self.names else [])
+                       names=[self.names[i] for i in index.tolist()] if self.names else [], twins=pick(self.twins))
 
     def at_draw(self, draw: tuple[int, ...]) -> ClipSet:
         """The clips of one draw (an epoch): fresh clips for a frame pool's training set, the same clips

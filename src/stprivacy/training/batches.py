@@ -25,9 +25,10 @@ def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator
                     random_view: bool = True, drop_last: bool = False, hflip: bool = False,
                     as_uint8: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Yield dicts with ``video`` (B x 3 x T x H x W float in [0, 1]), ``action``, ``attributes`` and, when
-    present, ``keep_mask``. Training picks one random view per video; evaluation takes :func:`all_views`.
-    With ``as_uint8`` the videos stay uint8 (a quarter of the bytes to copy to a GPU, converted there).
-    With ``hflip`` each clip is mirrored left-right with probability 1/2 (its keep mask too)."""
+    present, ``keep_mask`` and ``twin`` (the clips' counterfactual twins, :attr:`ClipSet.twins`). Training picks
+    one random view per video; evaluation takes :func:`all_views`. With ``as_uint8`` the videos stay uint8 (a
+    quarter of the bytes to copy to a GPU, converted there). With ``hflip`` each clip is mirrored left-right with
+    probability 1/2 (its keep mask and twin too)."""
     n = len(clips)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
@@ -42,9 +43,13 @@ def iterate_batches(clips: ClipSet, batch_size: int, *, shuffle: bool, generator
         }
         if clips.keep_masks is not None:
             batch["keep_mask"] = clips.keep_masks[idx, views].float()
+        if clips.twins is not None:
+            batch["twin"] = clips.twins[idx] if as_uint8 else to_float(clips.twins[idx])
         if hflip:
             flip = torch.rand(len(idx), generator=generator) < 0.5
             batch["video"][flip] = batch["video"][flip].flip(-1)
+            if "twin" in batch:
+                batch["twin"][flip] = batch["twin"][flip].flip(-1)
             if "keep_mask" in batch:
                 b, l, n = batch["keep_mask"].shape
                 side = int(round(n**0.5))

@@ -236,9 +236,9 @@ def apply_update(optimizer: torch.optim.Optimizer, modules: list[nn.Module], los
 
 
 def _on(device: torch.device, key: str, tensor: torch.Tensor) -> torch.Tensor:
-    """Copy to ``device``; a uint8 video (GPU batches travel as uint8) becomes float in [0, 1] there."""
+    """Copy to ``device``; a uint8 video or twin (GPU batches travel as uint8) becomes float in [0, 1] there."""
     tensor = tensor.to(device, non_blocking=True)
-    return to_float(tensor) if key == "video" else tensor
+    return to_float(tensor) if key in ("video", "twin") else tensor
 
 
 def backward_again(parts: list, loss_fn, group: Dist | None = None) -> dict[str, float]:

@@ -8,6 +8,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f = L_spars + lambda_A * CE(A(f(x)), y) + lambda_P * BCE(P(f(x)), 1/2)      ("confusion")
        L_f += privacy_match * mean_k MMD^2(phi(f(x)) | z_k = 1, phi(f(x)) | z_k = 0)      (option, phi random)
        L_f += privacy_ridge * mean_k margin_k(f(x)) * margin_k(recent)   (option, ridge solved on recent outputs)
+       L_f += twin_invariance * mean_kept (f(x) - f(twin(x)))^2        (laboratory oracle: attributes flipped)
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
@@ -49,7 +50,7 @@ from stprivacy.config import ExperimentConfig, TrainConfig, peak_lr
 from stprivacy.data.clips import ClipSet
 from stprivacy.evaluation.instruments import probe_adversaries, publication_gap, ridge_leak
 from stprivacy.evaluation.ridge import clip_statistics
-from stprivacy.layers.tubelets import shown_tubelets
+from stprivacy.layers.tubelets import kept_pixels, shown_tubelets
 from stprivacy.losses import (
     action_loss,
     confusion_loss,
@@ -168,6 +169,11 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         # attacker-free: the output's random-CNN features may not depend on any attribute (appearance.py)
         losses["match"] = match(video, batch["attributes"])
         total = total + tc.privacy_match * losses["match"]
+    if tc.twin_invariance:
+        # the oracle: the clip and its attribute-flipped twin should publish the same pixels (config.py)
+        twin, _ = recognizer_view(f(batch["twin"], stage_masks=out.decisions, keep_ratio=keep_ratio), tc, tubelet)
+        losses["twin"] = twin_difference(video, twin, out.keep_mask, tubelet)
+        total = total + tc.twin_invariance * losses["twin"]
     if ridge is not None:
         # the best linear reader of the last batches' published view, solved exactly (linear_attacker.py)
         losses["ridge"] = ridge(video, batch["attributes"])
@@ -188,6 +194,15 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         total = total + tc.phase2_reconstruction * losses["recon"]
     losses["total"] = total
     return losses, (video.detach(), keep.detach())
+
+
+def twin_difference(video: torch.Tensor, twin: torch.Tensor, keep: torch.Tensor, tubelet: tuple[int, int, int]
+                    ) -> torch.Tensor:
+    """Mean squared difference between two outputs (``B x 3 x T x H x W``) over the pixels of the kept tubelets
+    (``keep``: ``B x L x N``)."""
+    keep = keep.detach()
+    kept = keep.sum() * math.prod(tubelet) * video.shape[1]
+    return kept_pixels(video - twin, keep, tubelet).pow(2).sum() / kept.clamp(min=1)
 
 
 def recognizer_losses(adv: Adversaries, batch: dict, published: tuple[torch.Tensor, torch.Tensor]):

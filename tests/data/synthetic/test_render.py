@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from stprivacy.data.synthetic import ACTIONS, ATTRIBUTES, render_clip, synth_preset
 from stprivacy.data.synthetic.dataset import render_split
@@ -75,3 +76,25 @@ def test_bad_config_is_rejected():
         SynthConfig(attribute_correlation=2.0)
     with pytest.raises(ConfigError, match="quick"):
         synth_preset("nope")
+
+
+def test_twins_are_the_same_clips_with_every_attribute_flipped():
+    from stprivacy.data.synthetic.dataset import with_twins
+    from stprivacy.data.synthetic.render import clip_labels
+
+    cfg = synth_preset("tiny")
+    clips = render_split(cfg, 6, seed=3, split="train", workers=1, progress=False)
+    twinned = with_twins(clips, cfg, seed=3, split="train", workers=1, progress=False)
+    assert twinned.twins.shape == clips.videos[:, 0].shape and twinned.twins.dtype == clips.videos.dtype
+    assert torch.equal(twinned.videos, clips.videos)  # the clips themselves are untouched
+    for i in range(6):
+        action, labels = clip_labels((3, 0, i), cfg)  # what render_clip draws, without rendering
+        assert action == int(clips.actions[i]) and np.array_equal(labels, clips.attributes[i].numpy())
+        twin = render_clip((3, 0, i), cfg, attributes=1 - labels).frames
+        assert np.array_equal(twinned.twins[i].permute(1, 2, 3, 0).numpy(), twin)
+        assert not torch.equal(twinned.twins[i], clips.videos[i, 0])  # another appearance
+        # the same scene: the top-left corner, far from the actor and from any bystander, is identical
+        assert torch.equal(twinned.twins[i][..., :3, :3], clips.videos[i, 0][..., :3, :3])
+    # a subset keeps every clip with its own twin
+    sub = twinned.subset(torch.tensor([4, 1]))
+    assert torch.equal(sub.twins, twinned.twins[[4, 1]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from stprivacy.data.clips import ClipSet
 from stprivacy.data.synthetic.config import ACTIONS, ATTRIBUTES, SynthConfig
-from stprivacy.data.synthetic.render import render_clip
+from stprivacy.data.synthetic.render import clip_labels, render_clip
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +72,39 @@ def write_split(clips: ClipSet, out_dir: Path, split: str, fps: float = 8.0) -> 
         write_video(out_dir / rel, clips.videos[i, 0].permute(1, 2, 3, 0).numpy(), fps=fps)
         rows.append((rel, ACTIONS[int(clips.actions[i])], clips.attributes[i].tolist()))
     return write_manifest(out_dir / f"{split}.csv", rows, ATTRIBUTES)
+
+
+def _render_twins(args: tuple[SynthConfig, int, int, int, int]) -> np.ndarray:
+    cfg, seed, stream, start, stop = args
+    twins = []
+    for i in range(start, stop):
+        _, labels = clip_labels((seed, stream, i), cfg)
+        twins.append(render_clip((seed, stream, i), cfg, attributes=1 - labels).frames)
+    return np.stack(twins)
+
+
+def with_twins(clips: ClipSet, cfg: SynthConfig, seed: int, split: str = "train", workers: int = 2,
+               progress: bool = True) -> ClipSet:
+    """``clips`` (the ``split`` rendered by :func:`render_split`, every clip in order) with each clip's *twin*:
+    the same clip rendered again with every private attribute flipped. The renderer draws labels, scene, look and
+    motion from separate streams, so a twin has the same action, motion, scene and clothes, and the other skin
+    tone, face, gender, nudity and bystander. This is privileged supervision that only a renderer has (the
+    ``train.twin_invariance`` oracle), never available on real video."""
+    stream = SPLIT_STREAMS[split]
+    chunk = 250
+    jobs = [(cfg, seed, stream, s, min(s + chunk, len(clips))) for s in range(0, len(clips), chunk)]
+    bar = tqdm(total=len(clips), desc=f"render {split} twins", unit="clip", disable=not progress, leave=False)
+    parts = []
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        for part in (pool.map(_render_twins, jobs) if pool else map(_render_twins, jobs)):
+            parts.append(part)
+            bar.update(len(part))
+    finally:
+        if pool:
+            pool.shutdown()
+        bar.close()
+    twins = torch.from_numpy(np.concatenate(parts)).permute(0, 4, 1, 2, 3).contiguous()
+    if twins.shape != clips.videos[:, 0].shape:
+        raise ValueError(f"twins {tuple(twins.shape)} do not match the clips {tuple(clips.videos[:, 0].shape)}")
+    return dataclasses.replace(clips, twins=twins)

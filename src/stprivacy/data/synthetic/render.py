@@ -56,6 +56,17 @@ def sample_labels(rng: np.random.Generator, cfg: SynthConfig) -> tuple[int, np.n
     return action, (rng.random(len(ATTRIBUTES)) < p).astype(np.int64)
 
 
+def _streams(seed: int | tuple[int, ...]) -> list[np.random.Generator]:
+    """The clip's independent random streams: labels, scene, bystander, look, motion."""
+    ss = np.random.SeedSequence(list(seed) if isinstance(seed, tuple) else seed)
+    return [np.random.default_rng(s) for s in ss.spawn(5)]
+
+
+def clip_labels(seed: int | tuple[int, ...], cfg: SynthConfig) -> tuple[int, np.ndarray]:
+    """The action and attributes :func:`render_clip` draws for ``seed``, without rendering."""
+    return sample_labels(_streams(seed)[0], cfg)
+
+
 def render_clip(seed: int | tuple[int, ...], cfg: SynthConfig, action: int | None = None,
                 attributes: np.ndarray | None = None) -> RenderedClip:
     """Render one clip, fully determined by ``seed`` and ``cfg``.
@@ -63,8 +74,7 @@ def render_clip(seed: int | tuple[int, ...], cfg: SynthConfig, action: int | Non
     Labels, scene, bystander, look and motion draw from separate random streams, so overriding ``action`` or
     ``attributes`` (for tests and illustrations) changes only what they define.
     """
-    ss = np.random.SeedSequence(list(seed) if isinstance(seed, tuple) else seed)
-    r_labels, r_scene, r_other, r_look, r_motion = (np.random.default_rng(s) for s in ss.spawn(5))
+    r_labels, r_scene, r_other, r_look, r_motion = _streams(seed)
     sampled_action, sampled_attrs = sample_labels(r_labels, cfg)
     action = sampled_action if action is None else int(action)
     attrs = sampled_attrs if attributes is None else np.asarray(attributes, dtype=np.int64)
