@@ -175,6 +175,14 @@ def test_publication_gap_sees_a_code_outside_the_range_and_tubelets_painted_blac
     assert model.training  # its mode is restored
     assert gap.float_top1 == 100.0 and gap.published_top1 == 0.0
     assert gap.clamped == pytest.approx(1 / numel) and gap.painted_black == 0.0
+    # the clips it measured, as the published-output path makes them (the other instruments read these)
+    from stprivacy.evaluation.phase3 import anonymize_clips
+
+    reference = anonymize_clips(model, clips, 0.7, RuntimeConfig(progress=False), batch_size=2)
+    model.train()
+    assert torch.equal(gap.published.videos, reference.videos)
+    assert torch.equal(gap.published.keep_masks, reference.keep_masks)
+    assert torch.equal(gap.published.actions, clips.actions)
     with torch.no_grad():
         model.to_pixels.bias.fill_(-0.5)  # every kept tubelet black once published
     gap = publication_gap(model, ReadsNegativePixels(), clips, 0.7, RuntimeConfig(progress=False))

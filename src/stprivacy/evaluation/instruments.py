@@ -203,6 +203,9 @@ class PublicationGap:
     clamped: float
     #: share of the kept tubelets that the output paints black (every pixel rounds to 0: dropped, to an attacker)
     painted_black: float
+    #: the published clips measured (uint8, first view, the masks the videos show), for other instruments to read
+    #: without anonymizing them again
+    published: ClipSet | None = None
 
 
 @torch.inference_mode()
@@ -217,12 +220,15 @@ def publication_gap(model, action: nn.Module, clips: ClipSet, keep_ratio: float,
     action.eval()
     right_float = right_published = 0
     clamped = kept_pixels_total = black = kept_total = 0.0
+    videos, masks = [], []
     for start in range(0, len(clips), batch_size):
         x = to_float(clips.videos[start:start + batch_size, 0]).to(device)
         labels = clips.actions[start:start + batch_size].to(device)
         video, keep = model.anonymize(x, keep_ratio)
         published = to_uint8(video)
         shown = keep_mask_from_video(published, model.grid).to(keep.dtype)
+        videos.append(published.cpu())
+        masks.append(shown.to(torch.uint8).cpu())
         right_float += int((action(video, keep).argmax(-1) == labels).sum())
         right_published += int((action(to_float(published), shown).argmax(-1) == labels).sum())
         kept_pixels = keep_mask_pixels(keep, model.grid).expand_as(video) > 0
@@ -233,5 +239,13 @@ def publication_gap(model, action: nn.Module, clips: ClipSet, keep_ratio: float,
     model.train(states[0])
     action.train(states[1])
     n = len(clips)
+    published_clips = ClipSet(torch.cat(videos), clips.actions, clips.attributes, clips.action_names,
+                              clips.attribute_names, actor_masks=_first_view(clips.actor_masks),
+                              keep_masks=torch.cat(masks), names=clips.names)
     return PublicationGap(100.0 * right_float / n, 100.0 * right_published / n,
-                          clamped / max(kept_pixels_total, 1.0), black / max(kept_total, 1.0))
+                          clamped / max(kept_pixels_total, 1.0), black / max(kept_total, 1.0), published_clips)
+
+
+def _first_view(masks: torch.Tensor | None) -> torch.Tensor | None:
+    """The first view of per-view masks (N x V x ...), or None."""
+    return None if masks is None else masks[:, 0]

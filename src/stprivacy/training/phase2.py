@@ -330,12 +330,10 @@ def validation_readings(f: STPrivacy, adv: Adversaries, val: ClipSet | None, cfg
     have stopped seeing), and the actor coverage."""
     if val is None:
         return {}
-    from stprivacy.evaluation.phase3 import anonymize_clips
-
     was_training = f.training
-    published = anonymize_clips(f, val, cfg.model.keep_ratio, cfg.runtime)
+    gap = publication_gap(f, adv.action, val, cfg.model.keep_ratio, cfg.runtime)  # also publishes the clips
+    published = gap.published
     top1, worst = probe_adversaries(adv.action, adv.privacy_views(), published, cfg.runtime)
-    gap = publication_gap(f, adv.action, val, cfg.model.keep_ratio, cfg.runtime)
     out = {"val_A_top1": top1, "val_A_float_top1": gap.float_top1, "val_clamped": gap.clamped,
            "val_painted_black": gap.painted_black, "val_P_cmap": worst, "val_ridge_cmap": ridge_leak(published),
            **coverage_readings(f, val, cfg)}
