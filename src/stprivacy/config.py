@@ -216,7 +216,7 @@ class TrainConfig:
     #: must not change when the input clip is re-coloured at random (channel order, per-channel gamma in
     #: [1/``colour_invariance_gamma``, ``colour_invariance_gamma``], inversion), decided through the same keep
     #: mask (training/invariance.py). Removes every function of absolute colour (skin tone) from the output.
-    #: Under the synth-quick preset at weight 5 (4 validation seeds): ridge cMAP -5.0, action -3.0 on the mean
+    #: Under the synth-quick preset at weight 5 (5 validation seeds): ridge cMAP -4.6, action -3.7 on the mean
     #: (docs/results/recipe_study.md, eighth session); not yet in a preset.
     colour_invariance: float = 0.0
     colour_invariance_gamma: float = 2.5
