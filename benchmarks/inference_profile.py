@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import torch
-from gpu_bench import measure  # noqa: E402  (benchmarks/ is the script's folder)
+from gpu_bench import measure  # benchmarks/, the script's folder, is on sys.path
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 

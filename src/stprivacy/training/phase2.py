@@ -171,7 +171,8 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         total = total + tc.privacy_match * losses["match"]
     if tc.twin_invariance:
         # the oracle: the clip and its attribute-flipped twin should publish the same pixels (config.py)
-        twin, _ = recognizer_view(f(batch["twin"], stage_masks=out.decisions, keep_ratio=keep_ratio), tc, tubelet)
+        decisions = [d.detach() for d in out.decisions]  # the selection is not what the oracle teaches
+        twin, _ = recognizer_view(f(batch["twin"], stage_masks=decisions, keep_ratio=keep_ratio), tc, tubelet)
         losses["twin"] = twin_difference(video, twin, out.keep_mask, tubelet)
         total = total + tc.twin_invariance * losses["twin"]
     if ridge is not None:

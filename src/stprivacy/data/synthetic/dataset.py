@@ -33,26 +33,33 @@ def _render_range(args: tuple[SynthConfig, int, int, int, int]):
     )
 
 
+def _render_chunks(fn, cfg: SynthConfig, seed: int, split: str, size: int, workers: int, desc: str,
+                   progress: bool) -> list:
+    """``fn`` over clips 0 .. ``size`` - 1 of ``split`` in chunks of 250 (in ``workers`` processes when more than
+    one), behind a progress bar; the chunks' results in order."""
+    stream = SPLIT_STREAMS[split]
+    chunk = 250
+    jobs = [(cfg, seed, stream, s, min(s + chunk, size)) for s in range(0, size, chunk)]
+    parts = []
+    with tqdm(total=size, desc=desc, unit="clip", disable=not progress, leave=False) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for job, part in zip(jobs, pool.map(fn, jobs), strict=True):
+                    parts.append(part)
+                    bar.update(job[4] - job[3])
+        else:
+            for job in jobs:
+                parts.append(fn(job))
+                bar.update(job[4] - job[3])
+    return parts
+
+
 def render_split(cfg: SynthConfig, size: int, seed: int, split: str = "train", workers: int = 2,
                  progress: bool = True) -> ClipSet:
     """Render ``size`` clips of ``split``; clip ``i`` depends only on (seed, split, i, cfg)."""
     if size < 1:
         raise ValueError(f"a split needs at least one clip, got size={size}")
-    stream = SPLIT_STREAMS[split]
-    chunk = 250
-    jobs = [(cfg, seed, stream, s, min(s + chunk, size)) for s in range(0, size, chunk)]
-    bar = tqdm(total=size, desc=f"render {split}", unit="clip", disable=not progress, leave=False)
-    parts = []
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(_render_range, jobs):
-                parts.append(part)
-                bar.update(len(part[1]))
-    else:
-        for job in jobs:
-            parts.append(_render_range(job))
-            bar.update(len(parts[-1][1]))
-    bar.close()
+    parts = _render_chunks(_render_range, cfg, seed, split, size, workers, f"render {split}", progress)
     frames, actions, attrs, masks, actor = (np.concatenate(p) for p in zip(*parts, strict=True))
     videos = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).contiguous()  # N x 3 x T x H x W
     return ClipSet(videos, torch.from_numpy(actions), torch.from_numpy(attrs), ACTIONS, ATTRIBUTES,
@@ -90,20 +97,7 @@ def with_twins(clips: ClipSet, cfg: SynthConfig, seed: int, split: str = "train"
     motion from separate streams, so a twin has the same action, motion, scene and clothes, and the other skin
     tone, face, gender, nudity and bystander. This is privileged supervision that only a renderer has (the
     ``train.twin_invariance`` oracle), never available on real video."""
-    stream = SPLIT_STREAMS[split]
-    chunk = 250
-    jobs = [(cfg, seed, stream, s, min(s + chunk, len(clips))) for s in range(0, len(clips), chunk)]
-    bar = tqdm(total=len(clips), desc=f"render {split} twins", unit="clip", disable=not progress, leave=False)
-    parts = []
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 1 else None
-    try:
-        for part in (pool.map(_render_twins, jobs) if pool else map(_render_twins, jobs)):
-            parts.append(part)
-            bar.update(len(part))
-    finally:
-        if pool:
-            pool.shutdown()
-        bar.close()
+    parts = _render_chunks(_render_twins, cfg, seed, split, len(clips), workers, f"render {split} twins", progress)
     twins = torch.from_numpy(np.concatenate(parts)).permute(0, 4, 1, 2, 3).contiguous()
     if twins.shape != clips.videos[:, 0].shape:
         raise ValueError(f"twins {tuple(twins.shape)} do not match the clips {tuple(clips.videos[:, 0].shape)}")
