@@ -216,10 +216,16 @@ class TrainConfig:
     #: must not change when the input clip is re-coloured at random (channel order, per-channel gamma in
     #: [1/``colour_invariance_gamma``, ``colour_invariance_gamma``], inversion), decided through the same keep
     #: mask (training/invariance.py). Removes every function of absolute colour (skin tone) from the output.
-    #: Under the synth-quick preset at weight 5 (5 validation seeds): ridge cMAP -4.6, action -3.7 on the mean
-    #: (docs/results/recipe_study.md, eighth session); not yet in a preset.
+    #: Paired with the base on validation (docs/results/recipe_study.md, ninth session): weight 1, worst cMAP -4.9,
+    #: action -0.1; 2, -5.7 / -1.7; 5, -4.6 / -3.7. Weight 1 in the synthetic presets.
     colour_invariance: float = 0.0
     colour_invariance_gamma: float = 2.5
+    #: Weight of the same idea in phase 1, on the *selection* (0 = the paper): the token scorers' keep logits on a
+    #: re-coloured copy of the clip, under the same earlier decisions, must rank the tokens of every slice as on
+    #: the clip itself (training/invariance.py, selection_invariance_loss). Phase 2 freezes or adapts the
+    #: selection; either way which tubelets are published is decided here, and a keep pattern chosen by colour
+    #: tells skin tone and bare limbs (the suite reads them from the masks alone at 60-73 AP).
+    phase1_colour_invariance: float = 0.0
     #: The anonymizer's learning rate in phase 2 as a multiple of ``lr`` (the recognizers keep ``lr``).
     anonymizer_lr_scale: float = 1.0
     #: Clamp and quantise the anonymizer's output in phase 2 as deployment does (straight-through), so that the
@@ -282,8 +288,9 @@ class TrainConfig:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
         if self.phase2_output_rank < 0:
             raise ConfigError("train.phase2_output_rank must be >= 0 (0 = no limit)")
-        if self.colour_invariance < 0 or self.colour_invariance_gamma < 1:
-            raise ConfigError("train.colour_invariance must be >= 0 and train.colour_invariance_gamma >= 1")
+        if self.colour_invariance < 0 or self.phase1_colour_invariance < 0 or self.colour_invariance_gamma < 1:
+            raise ConfigError("train.colour_invariance and train.phase1_colour_invariance must be >= 0 and "
+                              "train.colour_invariance_gamma >= 1")
         if self.output_energy < 0 or self.output_tv < 0:
             raise ConfigError("train.output_energy and train.output_tv must be >= 0")
         if self.twin_invariance < 0:

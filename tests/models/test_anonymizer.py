@@ -86,6 +86,30 @@ def test_training_forward_uses_gumbel_masks_and_returns_each_stage():
     assert torch.count_nonzero(tub[out.keep_mask == 0]) == 0
 
 
+def test_keep_logits_are_the_scores_each_stage_ranked_and_are_given_with_given_decisions_too():
+    model = tiny(selection="topk", gumbel_tau=1e-9).train()  # no noise to speak of: the top-k of the logits
+    with torch.no_grad():  # scores well apart (at initialisation they differ by 1e-5, near float ties)
+        for scorer in model.scorers:
+            scorer.mlp[-1].weight.normal_()
+    video = torch.rand(2, 3, 8, 32, 32)
+    out = model(video, keep_ratio=0.5)
+    assert len(out.keep_logits) == len(out.decisions) == 3
+    live = torch.ones_like(out.keep_mask)
+    for logits, decided in zip(out.keep_logits, out.decisions, strict=True):
+        assert logits.shape == decided.shape
+        k = int(decided[0, 0].sum())
+        # every kept token outscores every token of its slice that was still competing and was dropped
+        kept_min = logits.masked_fill(decided == 0, float("inf")).min(-1).values
+        lost = (live == 1) & (decided == 0)
+        dropped_max = logits.masked_fill(~lost, float("-inf")).max(-1).values
+        assert k > 0 and (kept_min > dropped_max).all()
+        live = decided
+    again = model(video, stage_masks=[d.detach() for d in out.decisions], keep_ratio=0.5)
+    for mine, theirs in zip(out.keep_logits, again.keep_logits, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-5)  # the same decisions, the same scores
+    assert model.eval()(video, keep_ratio=0.5).keep_logits == []
+
+
 @pytest.mark.parametrize("attention", ["global", "temporal-until-last"])
 def test_straight_through_sends_gradient_into_every_scorer(attention):
     model = tiny(pre_selection_attention=attention).train()

@@ -1,11 +1,19 @@
-"""Phase 2's colour-invariance term: the random re-colouring and the term built on it."""
+"""The colour-invariance terms: the random re-colouring, phase 2's term on the output and phase 1's on the
+selection."""
 
 import pytest
 import torch
 
 from stprivacy.config import load_experiment
+from stprivacy.errors import ConfigError
 from stprivacy.models import STPrivacy
-from stprivacy.training.invariance import colour_invariance_loss, random_recolour
+from stprivacy.training.invariance import (
+    colour_invariance_loss,
+    phase1_selection_invariance,
+    random_recolour,
+    selection_invariance_loss,
+)
+from stprivacy.training.phase1 import phase1_step
 
 LIGHT, DARK = (0.95, 0.80, 0.68), (0.40, 0.26, 0.17)  # the renderer's two skin tones
 
@@ -56,3 +64,56 @@ def test_invariance_compares_the_two_outputs_through_the_same_keep_mask():
     assert loss.item() > 0
     loss.backward()  # gradients reach the anonymizer through both passes
     assert f.to_pixels.weight.grad.abs().sum() > 0
+
+
+def test_selection_invariance_counts_only_the_order_within_each_slice_of_the_tokens_still_competing():
+    torch.manual_seed(0)
+    logits = [torch.randn(2, 3, 8), torch.randn(2, 3, 8)]
+    first = (torch.rand(2, 3, 8) < 0.5).float()
+    decisions = [first, first]
+    assert selection_invariance_loss(logits, logits, decisions).item() == 0
+    # a shift and a positive scale per slice change nothing top-k reads
+    moved = [x * torch.rand(2, 3, 1).add(0.5) + torch.randn(2, 3, 1) for x in logits]
+    assert selection_invariance_loss(logits, moved, decisions).item() < 1e-6
+    # a token the first stage dropped is no longer ranked at the second, but every token is at the first
+    noise = 10 * torch.randn(2, 3, 8)
+    changed = [logits[0], torch.where(first.bool(), logits[1], logits[1] + noise)]
+    assert selection_invariance_loss(logits, changed, decisions).item() < 1e-6
+    changed = [torch.where(first.bool(), logits[0], logits[0] + noise), logits[1]]
+    assert selection_invariance_loss(logits, changed, decisions).item() > 0.1
+    reordered = [logits[0].flip(-1), logits[1]]
+    assert selection_invariance_loss(logits, reordered, decisions).item() > 0.1
+
+
+def test_phase1_selection_invariance_reruns_the_same_decisions_on_a_recoloured_clip_and_trains_the_scorers():
+    torch.manual_seed(0)
+    f = STPrivacy.from_preset("tiny", num_classes=4, selection="topk").train()
+    video = torch.rand(2, 3, 8, 32, 32)
+    out = f(video, keep_ratio=0.5)
+    calls = []
+
+    def spy(v, **kw):
+        calls.append((v, kw))
+        return f(v, **kw)
+
+    loss = phase1_selection_invariance(spy, video, out, 0.5)
+    (seen, kw), = calls
+    assert not torch.allclose(seen, video)  # a re-coloured copy
+    assert all(torch.equal(a, b) for a, b in zip(kw["stage_masks"], out.decisions, strict=True))
+    assert loss.item() > 0
+    loss.backward()
+    for scorer in f.scorers:
+        assert sum(p.grad.abs().sum() for p in scorer.parameters() if p.grad is not None) > 0
+
+
+def test_phase1_step_adds_the_weighted_selection_term_and_a_negative_weight_is_a_config_error():
+    torch.manual_seed(0)
+    f = STPrivacy.from_preset("tiny", num_classes=3, selection="topk").train()
+    batch = {"video": torch.rand(2, 3, 8, 32, 32), "action": torch.tensor([0, 2])}
+    without = phase1_step(f, f.stage_ratios(), f.grid.tubelet, batch, 0.0, keep_ratio=0.7)
+    assert "selection_invariance" not in without
+    losses = phase1_step(f, f.stage_ratios(), f.grid.tubelet, batch, 0.0, keep_ratio=0.7, colour_weight=3.0)
+    assert losses["selection_invariance"].item() > 0
+    torch.testing.assert_close(losses["total"], sum(v for k, v in losses.items() if k != "total"))
+    with pytest.raises(ConfigError, match="phase1_colour_invariance"):
+        load_experiment("tiny", ["train.phase1_colour_invariance=-1"])

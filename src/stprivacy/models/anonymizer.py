@@ -25,7 +25,7 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -58,6 +58,10 @@ class AnonymizerOutput:
     decisions: list[torch.Tensor]
     #: B x classes action logits of the phase-1 head, or None when the model has no action head.
     action_logits: torch.Tensor | None = None
+    #: Training mode: one B x L x N tensor per selection stage, the scorer's keep logit (log p_keep - log p_drop)
+    #: of every token given the earlier stages' decisions, also when those decisions were given
+    #: (``stage_masks``). Empty in inference.
+    keep_logits: list[torch.Tensor] = field(default_factory=list)
 
 
 class ActionHead(nn.Module):
@@ -159,9 +163,8 @@ class STPrivacy(nn.Module):
         per_position = self.vit.run_blocks(per_position, keep, *blocks)
         return per_position.reshape(b, n, slices, d).transpose(1, 2).reshape(b, slices * n, d)
 
-    def _select(self, stage: int, x: torch.Tensor, keep: torch.Tensor, keep_ratio: float) -> torch.Tensor:
-        """One training-time selection stage (B x S keep mask, cumulative)."""
-        log_probs = self.scorers[stage](x, keep, self.grid.slices)
+    def _select(self, stage: int, log_probs: torch.Tensor, keep: torch.Tensor, keep_ratio: float) -> torch.Tensor:
+        """One training-time selection stage (B x S keep mask, cumulative) from the stage's scorer output."""
         if self.cfg.selection == "topk":
             k = tokens_to_keep(self.grid.tokens_per_slice, keep_ratio, stage + 1)
             return topk_keep(log_probs, keep, self.grid.slices, k, self.cfg.gumbel_tau)
@@ -180,9 +183,12 @@ class STPrivacy(nn.Module):
         x = self._run_segment(x, None, segments[0], temporal > 0)
         keep = x.new_ones(b, s)
         decisions: list[torch.Tensor] = []
+        keep_logits: list[torch.Tensor] = []
         for stage, blocks in enumerate(segments[1:]):
+            log_probs = self.scorers[stage](x, keep, grid.slices)
+            keep_logits.append((log_probs[..., 0] - log_probs[..., 1]).reshape(b, grid.slices, -1))
             if stage_masks is None:
-                keep = self._select(stage, x, keep, keep_ratio)
+                keep = self._select(stage, log_probs, keep, keep_ratio)
             else:
                 keep = stage_masks[stage].reshape(b, s).to(x.dtype)
             decisions.append(keep)
@@ -194,6 +200,7 @@ class STPrivacy(nn.Module):
             keep_mask=keep.reshape(b, grid.slices, grid.tokens_per_slice),
             decisions=[d.reshape(b, grid.slices, grid.tokens_per_slice) for d in decisions],
             action_logits=self.action_head(feats, keep) if self.action_head is not None else None,
+            keep_logits=keep_logits,
         )
 
     # ------------------------------------------------------------------ inference: top-k, tokens removed

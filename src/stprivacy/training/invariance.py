@@ -1,4 +1,5 @@
-"""Phase 2's ``colour_invariance``: the anonymizer's output may not change when the input's colours do.
+"""``colour_invariance`` (phase 2): the anonymizer's output may not change when the input's colours do; and
+``phase1_colour_invariance``: neither may the choice of which tubelets it publishes.
 
 Why: a fresh per-frame CNN reads skin colour and bare limbs back from every recipe of the min-max (74-85 AP on
 validation, docs/results/recipe_study.md): the co-trained privacy recognizer lags the anonymizer, so whatever
@@ -8,6 +9,11 @@ through the *same* keep decisions, and the kept tubelets of the two outputs must
 it carries no function of absolute colour: not the skin tone, whatever code it is painted in. Motion, and with it
 the action, survives any re-colouring, so the action recognizer loses nothing it needs. Shapes survive too, so
 this term does not touch the attributes that are shapes (gender's skirt and hair); the min-max still does.
+
+The same holds for the selection. A selector that ranks tokens by their colour (a dark arm against a light wall,
+a bare limb against a shirt) publishes a keep pattern that tells skin tone and nudity by itself: the suite reads
+them from the masks alone at 60-73 AP. :func:`selection_invariance_loss` asks the scorers to rank the tokens of
+every slice the same way on the clip and on a re-coloured copy, under the same earlier decisions.
 
 The re-colouring is per clip and per channel: a random channel order, a random gamma (log-uniform in
 [1/``gamma``, ``gamma``]) and, with probability one half, an inversion (x -> 1 - x). With inversions and channel
@@ -50,3 +56,36 @@ def colour_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tubel
     recoloured = random_recolour(video, gamma)
     other = f(recoloured, stage_masks=[d.detach() for d in out.decisions], keep_ratio=keep_ratio)
     return masked_reconstruction_loss(out.video, other.video, out.keep_mask, tubelet)
+
+
+def standardised_per_slice(logits: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """``logits`` (B x L x N) centred and scaled over the ``live`` (B x L x N, 1 = still competing) tokens of each
+    slice: what top-k reads of them is their order, so neither a shift nor a scale of a slice should count."""
+    n = live.sum(-1, keepdim=True).clamp(min=1.0)
+    mean = (logits * live).sum(-1, keepdim=True) / n
+    var = (((logits - mean) * live) ** 2).sum(-1, keepdim=True) / n
+    return (logits - mean) / (var + 1e-4).sqrt()
+
+
+def selection_invariance_loss(logits: list[torch.Tensor], other: list[torch.Tensor],
+                              decisions: list[torch.Tensor]) -> torch.Tensor:
+    """Mean squared difference between two passes' per-slice standardised keep logits, stage by stage, over the
+    tokens still competing at that stage (every token at the first, then those the previous ``decisions``
+    kept). Both passes ran under the same ``decisions``, so a stage's logits differ only by what the scorer read
+    differently from the two inputs. Gradients reach both passes."""
+    live = torch.ones_like(logits[0])
+    total = logits[0].new_zeros(())
+    for mine, theirs, decided in zip(logits, other, decisions, strict=True):
+        diff = (standardised_per_slice(mine.float(), live) - standardised_per_slice(theirs.float(), live)) ** 2
+        total = total + (diff * live).sum() / live.sum().clamp(min=1.0)
+        live = decided.detach().round().to(live.dtype)
+    return total / len(logits)
+
+
+def phase1_selection_invariance(f, video: torch.Tensor, out, keep_ratio: float, gamma: float = 2.5
+                                ) -> torch.Tensor:
+    """:func:`selection_invariance_loss` between ``out`` (the anonymizer's training-mode output on ``video``) and
+    its pass on a re-coloured copy through the same (detached) keep decisions."""
+    decisions = [d.detach() for d in out.decisions]
+    other = f(random_recolour(video, gamma), stage_masks=decisions, keep_ratio=keep_ratio)
+    return selection_invariance_loss(out.keep_logits, other.keep_logits, decisions)

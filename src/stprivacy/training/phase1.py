@@ -17,6 +17,10 @@ an attacker M that sees only the keep mask learns the private attributes from it
 selector learns, through M's current weights, to leave it at chance. Which tubelets a video shows is published
 with it; on the synthetic benchmark that pattern alone told the attributes to a fresh attacker at 62 % cMAP.
 
+``phase1_colour_invariance`` (this project's option, 0 in the paper's presets) adds ``w * L_sel``: the scorers
+must rank the tokens of every slice the same way on the clip and on a re-coloured copy of it
+(``training/invariance.py``), so that which tubelets are kept says nothing of skin tone or bare limbs.
+
 After every epoch, with a validation split: the head's top-1 under top-k at the training ratio and, on synthetic
 data, the actor coverage at every evaluated keep ratio (``evaluation/instruments.py``), logged to ``log.jsonl``.
 """
@@ -44,6 +48,7 @@ from stprivacy.models.pretrained import with_pretrained
 from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
+from stprivacy.training.invariance import phase1_selection_invariance
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.run_dir import RunDir
 
@@ -52,11 +57,12 @@ def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int],
                 recon_weight: float, critic: nn.Module | None = None, critic_weight: float = 0.0,
                 keep_ratio: float | None = None, critic_input: str = "output", *,
                 pattern: nn.Module | None = None, pattern_weight: float = 0.0,
-                published: torch.Tensor | None = None, residual: bool = False) -> dict[str, torch.Tensor]:
+                published: torch.Tensor | None = None, residual: bool = False,
+                colour_weight: float = 0.0, colour_gamma: float = 2.5) -> dict[str, torch.Tensor]:
     """The phase-1 losses of one batch; ``model`` is the anonymizer (or its compiled forward). ``published``:
     the batch's inference keep masks, for the pattern attacker to learn from (else the training masks).
     ``residual``: the model publishes changes only (``model.temporal_residual``), and is asked to reconstruct
-    the input's."""
+    the input's. ``colour_weight``: ``phase1_colour_invariance``, the selection's ranking on a re-coloured copy."""
     out = model(batch["video"], keep_ratio=keep_ratio)
     losses = {
         "spars": keep_ratio_loss(out.decisions, stage_ratios),
@@ -70,6 +76,9 @@ def phase1_step(model, stage_ratios: list[float], tubelet: tuple[int, int, int],
     if pattern is not None and pattern_weight:
         hide, read = pattern_losses(pattern, out.keep_mask, batch["attributes"], published)
         losses["pattern"], losses["pattern_bce"] = pattern_weight * hide, read
+    if colour_weight:
+        losses["selection_invariance"] = colour_weight * phase1_selection_invariance(
+            model, batch["video"], out, keep_ratio, colour_gamma)
     losses["total"] = sum(losses.values())
     return losses
 
@@ -225,7 +234,9 @@ def _phase1_epoch(model, forward, modules, train, cfg, opts, scheds, gen, epoch,
                                        tc.phase1_reconstruction, critic, tc.phase1_critic, a,
                                        tc.phase1_critic_input, pattern=pattern,
                                        pattern_weight=tc.phase1_pattern_adversary, published=published,
-                                       residual=cfg.model.temporal_residual), None
+                                       residual=cfg.model.temporal_residual,
+                                       colour_weight=tc.phase1_colour_invariance,
+                                       colour_gamma=tc.colour_invariance_gamma), None
 
             for opt in opts.values():
                 opt.zero_grad(set_to_none=True)
