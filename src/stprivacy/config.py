@@ -220,6 +220,11 @@ class TrainConfig:
     #: action -0.1; 2, -5.7 / -1.7; 5, -4.6 / -3.7. Weight 1 in the synthetic presets.
     colour_invariance: float = 0.0
     colour_invariance_gamma: float = 2.5
+    #: Weight of a learner-free term in phase 2 (0 = the paper): the kept tubelets of the output must not change
+    #: when the clip's *dropped* tubelets are replaced by another clip's (training/invariance.py), under the same
+    #: keep decisions. Attention before the first selection carries a dropped tubelet's content (a bystander)
+    #: into the kept ones; this asks the decoder not to paint it there.
+    dropped_invariance: float = 0.0
     #: Weight of the same idea in phase 1, on the *selection* (0 = the paper): the token scorers' keep logits on a
     #: re-coloured copy of the clip, under the same earlier decisions, must rank the tokens of every slice as on
     #: the clip itself (training/invariance.py, selection_invariance_loss). Phase 2 freezes or adapts the
@@ -291,6 +296,8 @@ class TrainConfig:
         if self.colour_invariance < 0 or self.phase1_colour_invariance < 0 or self.colour_invariance_gamma < 1:
             raise ConfigError("train.colour_invariance and train.phase1_colour_invariance must be >= 0 and "
                               "train.colour_invariance_gamma >= 1")
+        if self.dropped_invariance < 0:
+            raise ConfigError("train.dropped_invariance must be >= 0")
         if self.output_energy < 0 or self.output_tv < 0:
             raise ConfigError("train.output_energy and train.output_tv must be >= 0")
         if self.twin_invariance < 0:

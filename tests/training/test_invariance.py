@@ -1,17 +1,20 @@
-"""The colour-invariance terms: the random re-colouring, phase 2's term on the output and phase 1's on the
-selection."""
+"""The invariance terms: the random re-colouring, phase 2's colour term on the output, phase 1's on the
+selection, and phase 2's term on the dropped tubelets."""
 
 import pytest
 import torch
 
 from stprivacy.config import load_experiment
 from stprivacy.errors import ConfigError
+from stprivacy.layers.tubelets import video_to_tubelets
 from stprivacy.models import STPrivacy
 from stprivacy.training.invariance import (
     colour_invariance_loss,
+    dropped_invariance_loss,
     phase1_selection_invariance,
     random_recolour,
     selection_invariance_loss,
+    swap_dropped,
 )
 from stprivacy.training.phase1 import phase1_step
 
@@ -117,3 +120,35 @@ def test_phase1_step_adds_the_weighted_selection_term_and_a_negative_weight_is_a
     torch.testing.assert_close(losses["total"], sum(v for k, v in losses.items() if k != "total"))
     with pytest.raises(ConfigError, match="phase1_colour_invariance"):
         load_experiment("tiny", ["train.phase1_colour_invariance=-1"])
+
+
+def test_swap_dropped_takes_every_dropped_tubelet_from_the_next_clip_and_keeps_the_kept_ones():
+    torch.manual_seed(0)
+    video = torch.rand(3, 3, 4, 8, 8)
+    keep = (torch.rand(3, 2, 4) < 0.5).float()  # tubelets 2 x 4 x 4: 2 slices of 2 x 2 positions
+    swapped = video_to_tubelets(swap_dropped(video, keep, (2, 4, 4)), (2, 4, 4)).reshape(3, 2, 4, -1)
+    mine = video_to_tubelets(video, (2, 4, 4)).reshape(3, 2, 4, -1)
+    nxt = mine.roll(1, dims=0)
+    kept = keep.bool()
+    assert torch.equal(swapped[kept], mine[kept]) and torch.equal(swapped[~kept], nxt[~kept])
+
+
+def test_dropped_invariance_reruns_the_same_decisions_without_the_dropped_content_and_trains_the_anonymizer():
+    torch.manual_seed(0)
+    f = STPrivacy.from_preset("tiny", num_classes=4, selection="topk").train()
+    video = torch.rand(2, 3, 8, 32, 32)
+    out = f(video, keep_ratio=0.5)
+    calls = []
+
+    def spy(v, **kw):
+        calls.append((v, kw))
+        return f(v, **kw)
+
+    loss = dropped_invariance_loss(spy, video, out, 0.5, f.grid.tubelet)
+    (seen, kw), = calls
+    assert torch.equal(seen, swap_dropped(video, out.keep_mask, f.grid.tubelet)) and not torch.equal(seen, video)
+    assert all(torch.equal(a, b) for a, b in zip(kw["stage_masks"], out.decisions, strict=True))
+    # global attention before the first selection carries the dropped content into the kept output
+    assert loss.item() > 0
+    loss.backward()
+    assert f.to_pixels.weight.grad.abs().sum() > 0 and f.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0

@@ -1,5 +1,6 @@
-"""``colour_invariance`` (phase 2): the anonymizer's output may not change when the input's colours do; and
-``phase1_colour_invariance``: neither may the choice of which tubelets it publishes.
+"""``colour_invariance`` (phase 2): the anonymizer's output may not change when the input's colours do;
+``phase1_colour_invariance``: neither may the choice of which tubelets it publishes; ``dropped_invariance``
+(phase 2): nor may the output change when what it drops does.
 
 Why: a fresh per-frame CNN reads skin colour and bare limbs back from every recipe of the min-max (74-85 AP on
 validation, docs/results/recipe_study.md): the co-trained privacy recognizer lags the anonymizer, so whatever
@@ -15,6 +16,12 @@ a bare limb against a shirt) publishes a keep pattern that tells skin tone and n
 them from the masks alone at 60-73 AP. :func:`selection_invariance_loss` asks the scorers to rank the tokens of
 every slice the same way on the clip and on a re-coloured copy, under the same earlier decisions.
 
+A dropped tubelet is not published, but before the first selection every token attends to every other, so the
+kept tokens carry what the dropped ones showed (the bystander at the side, the actor's dropped limbs) and the
+decoder can paint it into the kept tubelets: the ridge reads relationship at 69-72 AP from outputs that keep
+2-3 % of the bystander's pixels. :func:`dropped_invariance_loss` replaces the dropped tubelets of each clip with
+those of another clip of the batch and asks the kept tubelets of the output not to change.
+
 The re-colouring is per clip and per channel: a random channel order, a random gamma (log-uniform in
 [1/``gamma``, ``gamma``]) and, with probability one half, an inversion (x -> 1 - x). With inversions and channel
 swaps, no colour keeps its rank or its ratio to another across draws (a monotone-only family would leave "skin
@@ -27,6 +34,7 @@ import math
 
 import torch
 
+from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
 from stprivacy.losses import masked_reconstruction_loss
 
 
@@ -89,3 +97,21 @@ def phase1_selection_invariance(f, video: torch.Tensor, out, keep_ratio: float, 
     decisions = [d.detach() for d in out.decisions]
     other = f(random_recolour(video, gamma), stage_masks=decisions, keep_ratio=keep_ratio)
     return selection_invariance_loss(out.keep_logits, other.keep_logits, decisions)
+
+
+def swap_dropped(video: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """``video`` (B x C x T x H x W) with every tubelet that ``keep_mask`` (B x L x N) drops taken from the next
+    clip of the batch (cyclically) instead; the kept tubelets are untouched."""
+    _, c, t, h, w = video.shape
+    kept = keep_mask_pixels(keep_mask.detach(), TubeletGrid(t, h, w, tubelet, c)) > 0.5
+    return torch.where(kept, video, video.roll(1, dims=0))
+
+
+def dropped_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tubelet: tuple[int, int, int]
+                            ) -> torch.Tensor:
+    """Mean absolute difference between the kept tubelets of ``out`` (the anonymizer's training-mode output on
+    ``video``) and of its output on :func:`swap_dropped` ``video``, through the same (detached) keep decisions:
+    what the output shows may depend on the kept tubelets alone. Gradients reach both passes."""
+    decisions = [d.detach() for d in out.decisions]
+    other = f(swap_dropped(video, out.keep_mask, tubelet), stage_masks=decisions, keep_ratio=keep_ratio)
+    return masked_reconstruction_loss(out.video, other.video, out.keep_mask, tubelet)
