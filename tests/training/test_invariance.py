@@ -21,6 +21,22 @@ from stprivacy.training.phase1 import phase1_step
 LIGHT, DARK = (0.95, 0.80, 0.68), (0.40, 0.26, 0.17)  # the renderer's two skin tones
 
 
+def second_pass_spy(selection: str = "topk"):
+    """A tiny anonymizer's training-mode pass on a random clip at a = 0.5, and a spy that records every further
+    pass an invariance term makes (its input, its keyword arguments, its output)."""
+    torch.manual_seed(0)
+    f = STPrivacy.from_preset("tiny", num_classes=4, selection=selection).train()
+    video = torch.rand(2, 3, 8, 32, 32)
+    calls = []
+
+    def spy(v, **kw):
+        other = f(v, **kw)
+        calls.append((v, kw, other))
+        return other
+
+    return f, video, f(video, keep_ratio=0.5), spy, calls
+
+
 def test_recolour_is_a_per_clip_per_channel_map_into_the_unit_range():
     torch.manual_seed(0)
     video = torch.rand(4, 3, 2, 5, 5)
@@ -49,20 +65,9 @@ def test_recolour_rejects_a_gamma_below_one_and_a_wrong_shape():
 
 
 def test_invariance_compares_the_two_outputs_through_the_same_keep_mask():
-    cfg = load_experiment("tiny")
-    torch.manual_seed(0)
-    f = STPrivacy(cfg.model, num_classes=4).train()
-    video = torch.rand(2, 3, 8, 32, 32)
-    out = f(video, keep_ratio=0.5)
-    calls = []
-
-    def spy(v, **kw):
-        other = f(v, **kw)
-        calls.append(other)
-        return other
-
+    f, video, out, spy, calls = second_pass_spy(selection="gumbel")
     loss = colour_invariance_loss(spy, video, out, 0.5, f.grid.tubelet)
-    other = calls[0]
+    (_, _, other), = calls
     assert torch.equal(other.keep_mask, out.keep_mask)  # the same tubelets, so only the painting differs
     assert loss.item() > 0
     loss.backward()  # gradients reach the anonymizer through both passes
@@ -89,18 +94,9 @@ def test_selection_invariance_counts_only_the_order_within_each_slice_of_the_tok
 
 
 def test_phase1_selection_invariance_reruns_the_same_decisions_on_a_recoloured_clip_and_trains_the_scorers():
-    torch.manual_seed(0)
-    f = STPrivacy.from_preset("tiny", num_classes=4, selection="topk").train()
-    video = torch.rand(2, 3, 8, 32, 32)
-    out = f(video, keep_ratio=0.5)
-    calls = []
-
-    def spy(v, **kw):
-        calls.append((v, kw))
-        return f(v, **kw)
-
+    f, video, out, spy, calls = second_pass_spy()
     loss = phase1_selection_invariance(spy, video, out, 0.5)
-    (seen, kw), = calls
+    (seen, kw, _), = calls
     assert not torch.allclose(seen, video)  # a re-coloured copy
     assert all(torch.equal(a, b) for a, b in zip(kw["stage_masks"], out.decisions, strict=True))
     assert loss.item() > 0
@@ -134,18 +130,9 @@ def test_swap_dropped_takes_every_dropped_tubelet_from_the_next_clip_and_keeps_t
 
 
 def test_dropped_invariance_reruns_the_same_decisions_without_the_dropped_content_and_trains_the_anonymizer():
-    torch.manual_seed(0)
-    f = STPrivacy.from_preset("tiny", num_classes=4, selection="topk").train()
-    video = torch.rand(2, 3, 8, 32, 32)
-    out = f(video, keep_ratio=0.5)
-    calls = []
-
-    def spy(v, **kw):
-        calls.append((v, kw))
-        return f(v, **kw)
-
+    f, video, out, spy, calls = second_pass_spy()
     loss = dropped_invariance_loss(spy, video, out, 0.5, f.grid.tubelet)
-    (seen, kw), = calls
+    (seen, kw, _), = calls
     assert torch.equal(seen, swap_dropped(video, out.keep_mask, f.grid.tubelet)) and not torch.equal(seen, video)
     assert all(torch.equal(a, b) for a, b in zip(kw["stage_masks"], out.decisions, strict=True))
     # global attention before the first selection carries the dropped content into the kept output
