@@ -61,8 +61,14 @@ def colour_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tubel
     """Mean absolute difference between the kept tubelets of ``out`` (the anonymizer's training-mode output on
     ``video``) and of the output on a re-coloured copy, decoded through the same (detached) keep decisions, so
     that the two outputs differ only by what the anonymizer paints. Gradients reach both passes."""
-    recoloured = random_recolour(video, gamma)
-    other = f(recoloured, stage_masks=[d.detach() for d in out.decisions], keep_ratio=keep_ratio)
+    return kept_difference(f, random_recolour(video, gamma), out, keep_ratio, tubelet)
+
+
+def kept_difference(f, altered: torch.Tensor, out, keep_ratio: float, tubelet: tuple[int, int, int]
+                    ) -> torch.Tensor:
+    """Mean absolute difference over the kept tubelets between ``out`` and the anonymizer's pass on ``altered``
+    through the same (detached) keep decisions, so that the two outputs differ only by what it paints."""
+    other = f(altered, stage_masks=[d.detach() for d in out.decisions], keep_ratio=keep_ratio)
     return masked_reconstruction_loss(out.video, other.video, out.keep_mask, tubelet)
 
 
@@ -112,6 +118,4 @@ def dropped_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tube
     """Mean absolute difference between the kept tubelets of ``out`` (the anonymizer's training-mode output on
     ``video``) and of its output on :func:`swap_dropped` ``video``, through the same (detached) keep decisions:
     what the output shows may depend on the kept tubelets alone. Gradients reach both passes."""
-    decisions = [d.detach() for d in out.decisions]
-    other = f(swap_dropped(video, out.keep_mask, tubelet), stage_masks=decisions, keep_ratio=keep_ratio)
-    return masked_reconstruction_loss(out.video, other.video, out.keep_mask, tubelet)
+    return kept_difference(f, swap_dropped(video, out.keep_mask, tubelet), out, keep_ratio, tubelet)
