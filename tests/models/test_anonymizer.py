@@ -282,3 +282,20 @@ def test_temporal_residual_holds_in_topk_inference_as_in_the_masked_forward():
     topk = model._forward_topk(video, 0.7)
     masked = model._forward_masked(video, topk.decisions)
     torch.testing.assert_close(masked.video, topk.video, atol=1e-5, rtol=1e-4)
+
+
+def test_prior_selection_keeps_the_prior_top_positions_for_every_clip_in_training_and_inference():
+    model = tiny(selection="prior")
+    torch.manual_seed(0)
+    prior = torch.rand(4, 16)
+    model.set_keep_prior(prior)
+    video = torch.rand(3, 3, 8, 32, 32)
+    k = model.stage_ratios(0.5)  # 16 -> 8 -> 4 -> 2 tokens per slice
+    expected = torch.zeros(4, 16).scatter_(-1, prior.topk(int(16 * k[-1]), dim=-1).indices, 1.0)
+    trained = model.train()(video, keep_ratio=0.5).keep_mask
+    deployed = model.eval()(video, keep_ratio=0.5).keep_mask
+    assert torch.equal(trained, expected.expand(3, -1, -1)) and torch.equal(deployed, trained)
+    with pytest.raises(ValueError, match="4, 16"):
+        model.set_keep_prior(torch.rand(16))
+    with pytest.raises(ValueError, match="prior"):
+        tiny().set_keep_prior(prior)

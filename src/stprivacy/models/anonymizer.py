@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stprivacy.layers import temporal_residual, tubelets_to_video
@@ -36,6 +37,7 @@ from stprivacy.models.selection import (
     TokenScorer,
     gather_tokens,
     gumbel_keep,
+    hard_topk,
     mask_from_index,
     masked_mean,
     scatter_tokens,
@@ -89,6 +91,8 @@ class STPrivacy(nn.Module):
             self.to_pixels = nn.Linear(cfg.embed_dim, numel)
         self.action_head = ActionHead(cfg.embed_dim, num_classes) if num_classes else None
         self.apply(init_vit_weights)
+        if cfg.selection == "prior":  # one score per position (L x N), set from training clips before phase 1
+            self.register_buffer("keep_prior", torch.zeros(self.grid.slices, self.grid.tokens_per_slice))
 
     @classmethod
     def from_preset(cls, name: str, num_classes: int | None = None, **overrides) -> STPrivacy:
@@ -163,12 +167,29 @@ class STPrivacy(nn.Module):
         per_position = self.vit.run_blocks(per_position, keep, *blocks)
         return per_position.reshape(b, n, slices, d).transpose(1, 2).reshape(b, slices * n, d)
 
+    def set_keep_prior(self, prior: torch.Tensor) -> None:
+        """``model.selection: prior``: the fixed score of every position (L x N; higher = kept first)."""
+        if self.cfg.selection != "prior":
+            raise ValueError(f"a keep prior needs model.selection 'prior', not {self.cfg.selection!r}")
+        if prior.shape != self.keep_prior.shape:
+            raise ValueError(f"expected a {tuple(self.keep_prior.shape)} keep prior, got {tuple(prior.shape)}")
+        self.keep_prior.copy_(prior)
+
+    def _stage_log_probs(self, stage: int, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """B x S x 2 keep / drop log-probabilities of one stage: the scorer's, or the fixed prior's."""
+        if self.cfg.selection == "prior":
+            score = self.keep_prior.reshape(1, -1).to(x.dtype).expand(x.shape[0], -1)
+            return torch.stack([F.logsigmoid(score), F.logsigmoid(-score)], dim=-1)
+        return self.scorers[stage](x, keep, self.grid.slices)
+
     def _select(self, stage: int, log_probs: torch.Tensor, keep: torch.Tensor, keep_ratio: float) -> torch.Tensor:
-        """One training-time selection stage (B x S keep mask, cumulative) from the stage's scorer output."""
-        if self.cfg.selection == "topk":
-            k = tokens_to_keep(self.grid.tokens_per_slice, keep_ratio, stage + 1)
-            return topk_keep(log_probs, keep, self.grid.slices, k, self.cfg.gumbel_tau)
-        return gumbel_keep(log_probs, keep, self.cfg.gumbel_tau)
+        """One training-time selection stage (B x S keep mask, cumulative) from the stage's log-probabilities."""
+        if self.cfg.selection == "gumbel":
+            return gumbel_keep(log_probs, keep, self.cfg.gumbel_tau)
+        k = tokens_to_keep(self.grid.tokens_per_slice, keep_ratio, stage + 1)
+        if self.cfg.selection == "prior":  # deterministic, as in inference: nothing to explore, nothing to learn
+            return hard_topk(log_probs[..., 0], keep, self.grid.slices, k) * keep
+        return topk_keep(log_probs, keep, self.grid.slices, k, self.cfg.gumbel_tau)
 
     def _forward_masked(self, video: torch.Tensor, stage_masks: list[torch.Tensor] | None,
                         keep_ratio: float | None = None) -> AnonymizerOutput:
@@ -185,7 +206,7 @@ class STPrivacy(nn.Module):
         decisions: list[torch.Tensor] = []
         keep_logits: list[torch.Tensor] = []
         for stage, blocks in enumerate(segments[1:]):
-            log_probs = self.scorers[stage](x, keep, grid.slices)
+            log_probs = self._stage_log_probs(stage, x, keep)
             keep_logits.append((log_probs[..., 0] - log_probs[..., 1]).reshape(b, grid.slices, -1))
             if stage_masks is None:
                 keep = self._select(stage, log_probs, keep, keep_ratio)
@@ -225,14 +246,21 @@ class STPrivacy(nn.Module):
         # (derived from x rather than expanded to (b, L, N), so that traced exports keep a dynamic batch axis)
         index = torch.zeros_like(x[..., 0], dtype=torch.long).reshape(b, grid.slices, n_all)
         index = index + torch.arange(n_all, device=x.device)
+        prior = None
+        if self.cfg.selection == "prior":  # the fixed scores, per clip, to gather as the tokens are
+            prior = torch.zeros_like(index, dtype=x.dtype) + self.keep_prior.to(x.dtype)
         segments = self.vit.segments(self.cfg.selection_points)
         temporal = self._temporal_segments()
         x = self._run_segment(x, None, segments[0], temporal > 0)
         decisions: list[torch.Tensor] = []
         for stage, blocks in enumerate(segments[1:]):
             n = index.shape[-1]
-            log_probs = self.scorers[stage](x, x.new_ones(x.shape[:2]), grid.slices)
-            local = topk_per_slice(log_probs[..., 0].reshape(b, grid.slices, n), counts[stage])
+            if prior is None:
+                score = self.scorers[stage](x, x.new_ones(x.shape[:2]), grid.slices)[..., 0]
+                score = score.reshape(b, grid.slices, n)
+            else:
+                score = prior.gather(2, index)
+            local = topk_per_slice(score, counts[stage])
             x = gather_tokens(x.reshape(b, grid.slices, n, d), local).reshape(b, -1, d)
             index = index.gather(2, local)
             decisions.append(mask_from_index(index, n_all).to(x.dtype))

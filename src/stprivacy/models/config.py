@@ -47,7 +47,10 @@ class ModelConfig:
     #: Training-time selection: "gumbel" (the paper: a hard straight-through Gumbel-softmax decision per token,
     #: its ratio set by the keep-ratio loss) or "topk" (this project's option: the inference rule, the top
     #: ``int(N a^m)`` per slice of the Gumbel-perturbed keep scores, with the straight-through gradient of the
-    #: keep probability; it trains the ranking that deployment uses, at any ``a``).
+    #: keep probability; it trains the ranking that deployment uses, at any ``a``) or "prior" (this project's
+    #: option: one fixed ranking of the positions, the same for every clip, set before phase 1 from where the
+    #: training clips change most on average, ``selection.motion_prior``; no label is used, and a keep pattern
+    #: that is the same for every clip tells nothing about it. The scorers are then unused).
     selection: str = "gumbel"
     #: Temperature of the Gumbel-softmax (the paper: 1).
     gumbel_tau: float = 1.0
@@ -101,8 +104,8 @@ class ModelConfig:
                 f"selection_points {self.selection_points} must lie in 0..{self.depth - 1} "
                 "(at least one block after the last selection)"
             )
-        if self.selection not in ("gumbel", "topk"):
-            raise ValueError(f"selection must be 'gumbel' or 'topk', got {self.selection!r}")
+        if self.selection not in ("gumbel", "topk", "prior"):
+            raise ValueError(f"selection must be 'gumbel', 'topk' or 'prior', got {self.selection!r}")
         if self.pre_selection_attention not in PRE_SELECTION_ATTENTION:
             raise ValueError(f"pre_selection_attention must be one of {PRE_SELECTION_ATTENTION}, got "
                              f"{self.pre_selection_attention!r}")

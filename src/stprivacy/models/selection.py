@@ -70,13 +70,34 @@ def topk_keep(log_probs: torch.Tensor, previous: torch.Tensor, slices: int, k: i
 
     The forward value is exactly the hard mask; the gradient is that of the keep probability (straight-through),
     so the scorer learns the ranking that inference's top-k uses, at whatever ratio this batch trains."""
-    b, s = previous.shape
     noise = -torch.empty_like(log_probs[..., 0]).exponential_().log()  # Gumbel(0, 1)
-    score = (log_probs[..., 0] + noise * tau).masked_fill(previous == 0, float("-inf"))
-    idx = score.reshape(b, slices, -1).topk(k, dim=-1).indices
-    hard = torch.zeros_like(score).reshape(b, slices, -1).scatter_(-1, idx, 1.0).reshape(b, s)
+    hard = hard_topk(log_probs[..., 0] + noise * tau, previous, slices, k)
     p = log_probs[..., 0].exp()
     return (hard + p - p.detach()) * previous
+
+
+def hard_topk(score: torch.Tensor, previous: torch.Tensor, slices: int, k: int) -> torch.Tensor:
+    """B x S hard keep mask: in each slice the ``k`` highest ``score``s (B x S) among the tokens ``previous``
+    still keeps."""
+    b, s = previous.shape
+    score = score.masked_fill(previous == 0, float("-inf"))
+    idx = score.reshape(b, slices, -1).topk(k, dim=-1).indices
+    return torch.zeros_like(score).reshape(b, slices, -1).scatter_(-1, idx, 1.0).reshape(b, s)
+
+
+def motion_prior(videos: torch.Tensor, tubelet: tuple[int, int, int], chunk: int = 256) -> torch.Tensor:
+    """``model.selection: prior``'s ranking from training clips alone, no label: the mean absolute frame-to-frame
+    change at every tubelet position (``N x 3 x T x H x W`` videos, uint8 or float in [0, 1]) -> L x N, L = T / t
+    slices of N = (H / p) x (W / p) positions."""
+    n, _, frames, h, w = videos.shape
+    t, ph, pw = tubelet
+    total = torch.zeros(frames // t, h // ph, w // pw)
+    for start in range(0, n, chunk):
+        v = videos[start:start + chunk].float() / (255.0 if videos.dtype == torch.uint8 else 1.0)
+        change = (v[:, :, 1:] - v[:, :, :-1]).abs().mean(1)
+        change = torch.cat([change, change[:, -1:]], dim=1)  # the last frame keeps the last change
+        total += change.reshape(len(v), frames // t, t, h // ph, ph, w // pw, pw).mean(dim=(2, 4, 6)).sum(0)
+    return (total / n).reshape(frames // t, -1)
 
 
 def tokens_to_keep(tokens_per_slice: int, keep_ratio: float, stage: int) -> int:

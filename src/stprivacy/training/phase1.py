@@ -45,6 +45,7 @@ from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.losses import action_loss, confusion_loss, keep_ratio_loss, masked_reconstruction_loss, privacy_loss
 from stprivacy.models import KeepPatternAttacker, STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
+from stprivacy.models.selection import motion_prior
 from stprivacy.training import distributed
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
@@ -164,6 +165,8 @@ def train_phase1(model: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: R
     """Train (or resume) phase 1; returns the model, its checkpoint saved as ``checkpoints/phase1``."""
     tc, runtime = cfg.train, cfg.runtime
     device = runtime.torch_device()
+    if cfg.model.selection == "prior":  # where the training clips change, the same for every clip (no label)
+        model.set_keep_prior(motion_prior(train.videos[:, 0], model.grid.tubelet))
     model.to(device).train()
     modules: dict[str, nn.Module] = {"anonymizer": model}
     if tc.phase1_critic:
