@@ -10,7 +10,7 @@ from stprivacy.models import STPrivacy
 
 
 @pytest.mark.parametrize("keep_ratio, output", [(0.7, {}), (1.0, {}), (0.7, {"output_block": 2}),
-                                                (0.7, {"temporal_residual": True})])
+                                                (0.7, {"temporal_residual": True}), (0.7, {"selection": "prior"})])
 def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, output):
     torch.manual_seed(0)
     model = STPrivacy.from_preset("tiny", **output).eval()
@@ -19,6 +19,8 @@ def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, 
     with torch.no_grad():
         for scorer in model.scorers:
             scorer.mlp[-1].weight.mul_(200)
+        if model.cfg.selection == "prior":
+            model.set_keep_prior(torch.rand_like(model.keep_prior))
     path = export_onnx(model, tmp_path / "anon.onnx", keep_ratio)
     frames = []
     for f in iter_frames(shared_data / "real_videos" / "Megamind.avi"):
