@@ -21,7 +21,7 @@ from stprivacy.data.synthetic.config import synth_preset
 from stprivacy.data.synthetic.dataset import render_split
 from stprivacy.evaluation.instruments import coverage_of, keep_pattern_leak, tubelet_share
 from stprivacy.models import STPrivacy
-from stprivacy.models.selection import motion_prior, tokens_to_keep
+from stprivacy.models.selection import hard_topk, motion_prior, tokens_to_keep
 
 
 def rankings(train, grid) -> dict[str, torch.Tensor]:
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name, score in rankings(train, grid).items():
         for a in sorted({cfg.model.keep_ratio, *cfg.evaluate.keep_ratios}, reverse=True):
             k = tokens_to_keep(grid.tokens_per_slice, a, stages)
-            keep = torch.zeros(grid.slices, grid.tokens_per_slice).scatter_(-1, score.topk(k, dim=-1).indices, 1.0)
-            keep = keep.expand(len(val), -1, -1).clone()
+            keep = hard_topk(score.reshape(1, -1), torch.ones(1, score.numel()), grid.slices, k)
+            keep = keep.reshape(1, grid.slices, -1).expand(len(val), -1, -1).clone()
             r = coverage_of(keep, val, grid, a, stages)
             rows.append({"ranking": name, "keep_ratio": a, "coverage": r.coverage, "oracle": r.oracle,
                          "bystander_kept": r.bystander_kept, "pattern_cmap": keep_pattern_leak(keep, val.attributes)})
