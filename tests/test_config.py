@@ -53,6 +53,7 @@ def test_overrides_are_typed():
         ("runtime.precision=fp8", "precision"),
         ("noequals", "key=value"),
         ("model.preset=vit-xl", "unknown model preset"),
+        ("evaluate.ridge_moments=3", "ridge_moments"),
     ],
 )
 def test_bad_overrides_give_clear_errors(override, message):

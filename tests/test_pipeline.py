@@ -128,11 +128,11 @@ def test_an_attacker_added_after_the_fact_is_the_only_thing_evaluated(tmp_path, 
     assert all(list(m["attackers"]) == ["ridge"] for m in only)
     # a ridge saved with another grid is judged again, and says which grid it was
     saved = json.loads(next(run.eval_dir.glob("raw_seed0.json")).read_text())
-    assert saved["attackers"]["ridge"]["settings"] == {"cells": 16, "alpha": 1e-3}
-    pipeline.reconfigure(run, ["evaluate.ridge_cells=4"])
+    assert saved["attackers"]["ridge"]["settings"] == {"cells": 16, "alpha": 1e-3, "moments": 2}
+    pipeline.reconfigure(run, ["evaluate.ridge_cells=4", "evaluate.ridge_moments=1"])
     pipeline.evaluate(run, tiny_data)
     again = json.loads(next(run.eval_dir.glob("raw_seed0.json")).read_text())
-    assert again["attackers"]["ridge"]["settings"] == {"cells": 4, "alpha": 1e-3}
+    assert again["attackers"]["ridge"]["settings"] == {"cells": 4, "alpha": 1e-3, "moments": 1}
     assert list(again["attackers"]) == ["ridge"] and again["action_top1"] == saved["action_top1"] and fitted == []
 
 

@@ -334,10 +334,13 @@ class EvalConfig:
     #: than the trained attackers do: a suite without it under-reports the leak. A finer grid reads more given
     #: enough clips (measured at a = 0.7 on 1,500 clips: 4, 8, 16, 32 cells -> 58.8, 63.8, 67.8, 70.2 cMAP): the
     #: synthetic presets use 32 (3,072 features, seconds per method on a CPU); 16 divides the paper's 112 and 224.
-    #: The grid must divide the frame size.
+    #: The grid must divide the frame size. ``ridge_moments`` 2 also gives the ridge each cell's mean square (its
+    #: contrast), which reads a silhouette the plain means average away: on the synth-quick output at a = 0.7,
+    #: 67.3 -> 71.8 cMAP (docs/results/recipe_study.md, tenth session); 1 is the plain means.
     attackers: tuple[str, ...] = ("vit", "frame", "ridge")
     ridge_cells: int = 16
     ridge_alpha: float = 1e-3
+    ridge_moments: int = 2
     #: Methods evaluated besides STPrivacy (baselines); "raw" is the unmodified video. Non-learned: downsample2x,
     #: downsample4x, blur_weak, blur_strong, blackening; learned (trained first, see ``baselines``): vita, spact, bdq.
     baselines: tuple[str, ...] = ("raw",)
@@ -359,8 +362,9 @@ class EvalConfig:
         if unknown or not self.attackers:
             raise ConfigError(f"evaluate.attackers must be a non-empty subset of [vit, frame, ridge], got "
                               f"{list(self.attackers)}")
-        if self.ridge_cells < 1 or self.ridge_alpha <= 0:
-            raise ConfigError("evaluate.ridge_cells must be >= 1 and evaluate.ridge_alpha > 0")
+        if self.ridge_cells < 1 or self.ridge_alpha <= 0 or self.ridge_moments not in (1, 2):
+            raise ConfigError("evaluate.ridge_cells must be >= 1, evaluate.ridge_alpha > 0 and "
+                              "evaluate.ridge_moments 1 or 2")
         for name in self.baselines:
             try:
                 check_baseline(name)

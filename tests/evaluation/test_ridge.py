@@ -28,6 +28,16 @@ def test_cell_features_are_every_frames_cell_means():
         cell_mean_features(torch.rand(1, 3, 2, 6, 6), 4)
 
 
+def test_the_second_moment_block_is_every_cells_mean_square():
+    video = torch.rand(2, 3, 2, 4, 4)
+    feats = cell_mean_features(video, 2, moments=2)
+    assert feats.shape == (2, 2, 2 * 3 * 2 * 2)
+    assert torch.equal(feats[..., :12], cell_mean_features(video, 2))
+    assert feats[1, 0, 12].item() == pytest.approx((video[1, 0, 0, :2, :2] ** 2).mean().item())
+    with pytest.raises(ValueError, match="moments"):
+        cell_mean_features(video, 2, moments=0)
+
+
 def test_statistics_add_up_and_solve_the_ridge_normal_equations():
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(50, 6, generator=gen), torch.randn(50, 2, generator=gen)
@@ -66,6 +76,8 @@ def test_the_probe_reads_the_planted_cell_and_not_a_texture_inside_cells():
     aps = ridge_probe(videos, clips.attributes, cells=4)
     assert aps[0] > 95
     assert aps[1] < 100 * clips.attributes[:, 1].float().mean().item() + 15
+    # the cells' second moments see the checkerboard's contrast, which their means average away
+    assert ridge_probe(videos, clips.attributes, cells=4, moments=2)[1] > 80  # 16 noisy pixels a cell
 
 
 def test_every_training_view_counts():

@@ -109,7 +109,7 @@ class AttackResult:
     cmap: float
     f1: float
     per_attribute_ap: list[float]
-    #: What the attacker was, where a family has settings of its own (the ridge's grid and penalty): a saved
+    #: What the attacker was, where a family has settings of its own (the ridge's grid, penalty, moments): a saved
     #: result judged with other settings is judged again.
     settings: dict | None = None
 
@@ -118,7 +118,8 @@ def attacker_settings(kind: str, cfg: ExperimentConfig) -> dict | None:
     """The settings that define an attacker family beyond its name (None for the trained families, whose
     epochs and sizes are the run's)."""
     if kind == "ridge":
-        return {"cells": cfg.evaluate.ridge_cells, "alpha": cfg.evaluate.ridge_alpha}
+        e = cfg.evaluate
+        return {"cells": e.ridge_cells, "alpha": e.ridge_alpha, "moments": e.ridge_moments}
     return None
 
 
@@ -156,7 +157,7 @@ def attack(kind: str, index: int, train: ClipSet, test: ClipSet, cfg: Experiment
     runtime, e = cfg.runtime, cfg.evaluate
     use_mask = train.keep_masks is not None and kind == "vit"
     if kind == "ridge":  # solved in closed form: no seed, no epochs
-        probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha)
+        probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha, moments=e.ridge_moments)
     else:
         seed_everything(seed * 1000 + index + 1)
         attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))

@@ -13,10 +13,12 @@ three things in this project:
   gradient steps instead, phase 2's ``"linear"`` adversary family (``models.recognizers.CellLinearAttacker``).
 
 Features: each frame is averaged over a ``cells`` x ``cells`` grid (16 x 16 x 3 = 768 numbers at any frame size
-the grid divides; the synthetic presets' phase 3 uses 32 x 32, 3,072 numbers), every frame is one sample carrying
-its clip's attributes as targets +-1, and the same weights serve every frame; a clip's score is the mean over its
-frames (and views). The penalty is ``alpha`` times the features' mean variance times the sample count, so that
-``alpha`` means the same at any scale and data size.
+the grid divides; the synthetic presets' phase 3 uses 32 x 32, 3,072 numbers), with ``moments = 2`` also the
+cell means of the squared pixels (twice as many numbers: each cell's contrast, which reads a silhouette that the
+plain means average away; measured on the synth-quick output in docs/results/recipe_study.md, tenth session).
+Every frame is one sample carrying its clip's attributes as targets +-1, and the same weights serve every frame;
+a clip's score is the mean over its frames (and views). The penalty is ``alpha`` times the features' mean
+variance times the sample count, so that ``alpha`` means the same at any scale and data size.
 """
 
 from __future__ import annotations
@@ -62,18 +64,20 @@ class GramStats:
         return torch.linalg.solve(gram + penalty * eye, cross), mu, mu_y
 
 
-def frame_samples(video: torch.Tensor, attributes: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every frame of ``video`` as a sample: ``(B T) x D`` cell means and ``(B T) x K`` targets +-1."""
-    feats = cell_mean_features(video, cells)
+def frame_samples(video: torch.Tensor, attributes: torch.Tensor, cells: int, moments: int = 1
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every frame of ``video`` as a sample: ``(B T) x D`` cell moments and ``(B T) x K`` targets +-1."""
+    feats = cell_mean_features(video, cells, moments)
     b, t, d = feats.shape
     return feats.reshape(b * t, d), (2.0 * attributes.float() - 1).repeat_interleave(t, dim=0)
 
 
-def clip_scores(video: torch.Tensor, fitted: tuple[torch.Tensor, ...], cells: int) -> torch.Tensor:
+def clip_scores(video: torch.Tensor, fitted: tuple[torch.Tensor, ...], cells: int, moments: int = 1
+                ) -> torch.Tensor:
     """``B x K`` scores of ``video`` (``B x 3 x T x H x W`` in [0, 1]): the mean over frames of the ridge's
     prediction."""
     w, mu, mu_y = fitted
-    feats = cell_mean_features(video, cells).double()
+    feats = cell_mean_features(video, cells, moments).double()
     return ((feats - mu) @ w + mu_y).mean(dim=1)
 
 
@@ -83,39 +87,39 @@ def _batches(clips: ClipSet, batch_size: int):
 
 
 def clip_statistics(clips: ClipSet, cells: int = 16, batch_size: int = 64,
-                    device: torch.device | str = "cpu") -> GramStats:
+                    device: torch.device | str = "cpu", moments: int = 1) -> GramStats:
     """The ridge's statistics over every frame of every view of ``clips`` (uint8 or float videos), computed on
     ``device``."""
     stats = None
     for start, videos in _batches(clips, batch_size):
         attributes = clips.attributes[start:start + len(videos)].to(device)
         for v in range(videos.shape[1]):  # phase 3's training clips may hold several drawn views
-            part = GramStats.of(*frame_samples(to_float(videos[:, v].to(device)), attributes, cells))
+            part = GramStats.of(*frame_samples(to_float(videos[:, v].to(device)), attributes, cells, moments))
             stats = part if stats is None else stats + part
     return stats
 
 
-def ridge_attack(train: ClipSet, test: ClipSet, cells: int = 16, alpha: float = 1e-3, batch_size: int = 64
-                 ) -> np.ndarray:
+def ridge_attack(train: ClipSet, test: ClipSet, cells: int = 16, alpha: float = 1e-3, batch_size: int = 64,
+                 moments: int = 1) -> np.ndarray:
     """Phase 3's ridge attacker: fitted on every view of the (published) ``train`` clips, it returns ``N x K``
     probabilities on ``test`` (a logistic squashing of the mean score over frames and views; a score of 0, halfway
     between the targets, is 1/2)."""
-    fitted = clip_statistics(train, cells, batch_size).solve(alpha)
+    fitted = clip_statistics(train, cells, batch_size, moments=moments).solve(alpha)
     scores = []
     for _, videos in _batches(test, batch_size):
-        views = [clip_scores(to_float(videos[:, v]), fitted, cells) for v in range(videos.shape[1])]
+        views = [clip_scores(to_float(videos[:, v]), fitted, cells, moments) for v in range(videos.shape[1])]
         scores.append(torch.stack(views).mean(0))
     return torch.sigmoid(2 * torch.cat(scores)).float().numpy()
 
 
 def ridge_probe(videos: torch.Tensor, attributes: torch.Tensor, cells: int = 16, alpha: float = 1e-3,
-                folds: int = 2, seed: int = 0) -> np.ndarray:
+                folds: int = 2, seed: int = 0, moments: int = 1) -> np.ndarray:
     """Per-attribute AP (in %) of the ridge attacker on ``N x 3 x T x H x W`` videos in [0, 1], out of fold over
     clips (the folds stratified by attribute)."""
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import StratifiedKFold
 
-    x, y = frame_samples(videos, attributes, cells)
+    x, y = frame_samples(videos, attributes, cells, moments)
     t = videos.shape[2]
     x, y = x.reshape(len(videos), t, -1), y.reshape(len(videos), t, -1)
     labels = attributes.numpy()
@@ -124,6 +128,6 @@ def ridge_probe(videos: torch.Tensor, attributes: torch.Tensor, cells: int = 16,
         scores = np.zeros(len(labels))
         for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels[:, k]):
             fitted = GramStats.of(x[fit].flatten(0, 1), y[fit, :, k:k + 1].flatten(0, 1)).solve(alpha)
-            scores[held] = clip_scores(videos[held], fitted, cells)[:, 0].numpy()
+            scores[held] = clip_scores(videos[held], fitted, cells, moments)[:, 0].numpy()
         aps.append(100 * average_precision_score(labels[:, k], scores))
     return np.array(aps)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import torch
 
 
-def cell_mean_features(video: torch.Tensor, cells: int) -> torch.Tensor:
-    """``B x 3 x T x H x W`` -> ``B x T x 3 cells cells``: every frame averaged over a ``cells`` x ``cells`` grid."""
+def cell_mean_features(video: torch.Tensor, cells: int, moments: int = 1) -> torch.Tensor:
+    """``B x 3 x T x H x W`` -> ``B x T x (moments 3 cells cells)``: every frame averaged over a ``cells`` x
+    ``cells`` grid, and with ``moments`` > 1 also the cell means of the pixels' squares (cubes, ...). The second
+    moment is the cell's contrast: a pattern inside a cell that the plain mean averages away (a silhouette's edge
+    on grey) shows in it."""
     b, c, t, h, w = video.shape
     if h % cells or w % cells:
         raise ValueError(f"frame size {h} x {w} does not divide into a {cells} x {cells} grid of cells")
-    blocks = video.float().reshape(b, c, t, cells, h // cells, cells, w // cells).mean(dim=(4, 6))
-    return blocks.transpose(1, 2).reshape(b, t, -1)
+    if moments < 1:
+        raise ValueError(f"moments must be >= 1, got {moments}")
+    x = video.float()
+    powers = [x] + [x ** m for m in range(2, moments + 1)]
+    blocks = [p.reshape(b, c, t, cells, h // cells, cells, w // cells).mean(dim=(4, 6)) for p in powers]
+    return torch.cat([blk.transpose(1, 2).reshape(b, t, -1) for blk in blocks], dim=-1)
