@@ -220,6 +220,12 @@ class TrainConfig:
     #: action -0.1; 2, -5.7 / -1.7; 5, -4.6 / -3.7. Weight 1 in the synthetic presets.
     colour_invariance: float = 0.0
     colour_invariance_gamma: float = 2.5
+    #: Weight of the same term for shapes (0 = the paper): the kept tubelets must not change when every frame of
+    #: the input is grown or shrunk by a grey-level dilation or erosion of ``shape_invariance_size`` pixels
+    #: (training/invariance.py, random_morphology): outlines move by a pixel or two, poses and motion stay. Aimed
+    #: at the attributes that are shapes (a skirt, long hair, bare limbs' width), which a re-colouring keeps.
+    shape_invariance: float = 0.0
+    shape_invariance_size: int = 3
     #: Weight of a learner-free term in phase 2 (0 = the paper): the kept tubelets of the output must not change
     #: when the clip's *dropped* tubelets are replaced by another clip's (training/invariance.py), under the same
     #: keep decisions. Attention before the first selection carries a dropped tubelet's content (a bystander)
@@ -293,6 +299,9 @@ class TrainConfig:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
         if self.phase2_output_rank < 0:
             raise ConfigError("train.phase2_output_rank must be >= 0 (0 = no limit)")
+        if self.shape_invariance < 0 or self.shape_invariance_size < 2:
+            raise ConfigError("train.shape_invariance must be >= 0 and train.shape_invariance_size >= 2 "
+                              "(a 1-pixel morphology changes nothing)")
         if self.colour_invariance < 0 or self.phase1_colour_invariance < 0 or self.colour_invariance_gamma < 1:
             raise ConfigError("train.colour_invariance and train.phase1_colour_invariance must be >= 0 and "
                               "train.colour_invariance_gamma >= 1")

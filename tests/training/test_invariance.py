@@ -1,5 +1,5 @@
 """The invariance terms: the random re-colouring, phase 2's colour term on the output, phase 1's on the
-selection, and phase 2's term on the dropped tubelets."""
+selection, phase 2's term on the dropped tubelets, and the random morphology of phase 2's shape term."""
 
 import pytest
 import torch
@@ -12,8 +12,10 @@ from stprivacy.training.invariance import (
     colour_invariance_loss,
     dropped_invariance_loss,
     phase1_selection_invariance,
+    random_morphology,
     random_recolour,
     selection_invariance_loss,
+    shape_invariance_loss,
     swap_dropped,
 )
 from stprivacy.training.phase1 import phase1_step
@@ -62,6 +64,35 @@ def test_recolour_rejects_a_gamma_below_one_and_a_wrong_shape():
         random_recolour(torch.rand(1, 3, 2, 4, 4), gamma=0.5)
     with pytest.raises(ValueError, match="B x C x T x H x W"):
         random_recolour(torch.rand(3, 2, 4, 4))
+
+
+def test_morphology_grows_or_shrinks_a_dark_figure_per_clip_and_keeps_the_frame():
+    video = torch.ones(40, 3, 2, 12, 12)
+    video[..., 4:8, 5:7] = 0.2  # a dark 4 x 2 limb on a light wall, in every frame
+    out = random_morphology(video, 3, torch.Generator().manual_seed(0))
+    assert out.shape == video.shape
+    dark = (out[:, 0, 0] < 0.5).flatten(1).sum(1)
+    assert set(dark.tolist()) == {0, 6 * 4}  # dilated away (bright grows) or eroded to 6 x 4 (dark grows)
+    assert 5 < (dark == 0).sum() < 35  # both, drawn per clip
+    per_clip = (out[:, 0] < 0.5).flatten(2).sum(2)  # every frame of a clip gets the same operation
+    assert (per_clip == per_clip[:, :1]).all()
+    with pytest.raises(ValueError, match="size"):
+        random_morphology(video, 1)
+    with pytest.raises(ValueError, match="B x C x T x H x W"):
+        random_morphology(torch.rand(3, 2, 4, 4))
+
+
+def test_shape_invariance_compares_the_output_on_a_morphed_clip_through_the_same_keep_mask():
+    f, video, out, spy, calls = second_pass_spy()
+    loss = shape_invariance_loss(spy, video, out, 0.5, f.grid.tubelet)
+    (seen, _, other), = calls
+    assert not torch.equal(seen, video) and seen.shape == video.shape  # the second pass saw a morphed clip
+    assert torch.equal(other.keep_mask, out.keep_mask)
+    assert loss.item() > 0
+    loss.backward()
+    assert f.to_pixels.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="shape_invariance"):
+        load_experiment("tiny", ["train.shape_invariance_size=1"])
 
 
 def test_invariance_compares_the_two_outputs_through_the_same_keep_mask():

@@ -22,6 +22,11 @@ decoder can paint it into the kept tubelets: the ridge reads relationship at 69-
 2-3 % of the bystander's pixels. :func:`dropped_invariance_loss` replaces the dropped tubelets of each clip with
 those of another clip of the batch and asks the kept tubelets of the output not to change.
 
+``shape_invariance`` (phase 2) does for outlines what the re-colouring does for colours: every frame of the clip
+is grown or shrunk by a grey-level dilation or erosion (:func:`random_morphology`, per clip), which moves every
+edge by a pixel or two and keeps poses and motion, and the kept tubelets must agree. Gender in the synthetic
+benchmark is a skirt and long hair, nudity the width of bare limbs: outlines that survive any re-colouring.
+
 The re-colouring is per clip and per channel: a random channel order, a random gamma (log-uniform in
 [1/``gamma``, ``gamma``]) and, with probability one half, an inversion (x -> 1 - x). With inversions and channel
 swaps, no colour keeps its rank or its ratio to another across draws (a monotone-only family would leave "skin
@@ -33,6 +38,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
 from stprivacy.losses import masked_reconstruction_loss
@@ -54,6 +60,36 @@ def random_recolour(video: torch.Tensor, gamma: float = 2.5, generator: torch.Ge
     x = x.gather(1, order.to(video.device).view(shape).expand_as(x))
     x = x.pow(exponent.to(video.device, video.dtype).view(shape))
     return torch.where(invert.to(video.device).view(shape), 1.0 - x, x)
+
+
+def random_morphology(video: torch.Tensor, size: int = 3, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+    """``B x C x T x H x W`` video with every frame of each clip either dilated (a ``size`` x ``size`` maximum
+    filter: bright regions grow) or eroded (a minimum filter: dark regions grow), drawn per clip; same shape.
+    An even ``size`` shifts the result by half a pixel, as a morphology with an even kernel does."""
+    if video.dim() != 5:
+        raise ValueError(f"expected B x C x T x H x W, got {tuple(video.shape)}")
+    if size < 2:
+        raise ValueError(f"size must be >= 2, got {size}")
+    b, c, t, h, w = video.shape
+    frames = video.transpose(1, 2).reshape(b * t, c, h, w)
+    dilated = _max_filter(frames, size).reshape(b, t, c, h, w).transpose(1, 2)
+    eroded = (-_max_filter(-frames, size)).reshape(b, t, c, h, w).transpose(1, 2)
+    dilate = (torch.rand(b, generator=generator) < 0.5).to(video.device).view(b, 1, 1, 1, 1)
+    return torch.where(dilate, dilated, eroded)
+
+
+def _max_filter(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """``N x C x H x W`` -> the maximum over each pixel's ``size`` x ``size`` neighbourhood (edges replicated)."""
+    pad = (size // 2, (size - 1) // 2, size // 2, (size - 1) // 2)
+    return F.max_pool2d(F.pad(frames, pad, mode="replicate"), size, stride=1)
+
+
+def shape_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tubelet: tuple[int, int, int],
+                          size: int = 3) -> torch.Tensor:
+    """Mean absolute difference between the kept tubelets of ``out`` and of the output on a dilated or eroded
+    copy of ``video`` (:func:`random_morphology`), through the same (detached) keep decisions."""
+    return kept_difference(f, random_morphology(video, size), out, keep_ratio, tubelet)
 
 
 def colour_invariance_loss(f, video: torch.Tensor, out, keep_ratio: float, tubelet: tuple[int, int, int],

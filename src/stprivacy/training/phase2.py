@@ -10,6 +10,7 @@ Each batch takes two alternating steps, both written out in :func:`train_step`:
        L_f += privacy_ridge * mean_k margin_k(f(x)) * margin_k(recent)   (option, ridge solved on recent outputs)
        L_f += twin_invariance * mean_kept (f(x) - f(twin(x)))^2        (laboratory oracle: attributes flipped)
        L_f += colour_invariance * mean_kept |f(x) - f(recolour(x))|     (option, the same keep decisions)
+       L_f += shape_invariance * mean_kept |f(x) - f(dilate or erode(x))|   (option, the same keep decisions)
        L_f += dropped_invariance * mean_kept |f(x) - f(x with its dropped tubelets from another clip)|  (option)
        L_f += output_energy * mean_kept (f(x) - 1/2)^2 + output_tv * TV_kept(f(x))           (options: the rate)
 
@@ -70,7 +71,7 @@ from stprivacy.training import distributed
 from stprivacy.training.appearance import AppearanceMatch
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
-from stprivacy.training.invariance import colour_invariance_loss, dropped_invariance_loss
+from stprivacy.training.invariance import colour_invariance_loss, dropped_invariance_loss, shape_invariance_loss
 from stprivacy.training.linear_attacker import RidgeAttacker
 from stprivacy.training.optim import make_optimizer, warmup_cosine
 from stprivacy.training.phase1 import coverage_readings, report_readings, sample_keep_ratio
@@ -184,6 +185,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
         losses["invariance"] = colour_invariance_loss(f, batch["video"], out, keep_ratio, tubelet,
                                                       tc.colour_invariance_gamma)
         total = total + tc.colour_invariance * losses["invariance"]
+    if tc.shape_invariance:
+        losses["shape"] = shape_invariance_loss(f, batch["video"], out, keep_ratio, tubelet,
+                                                tc.shape_invariance_size)
+        total = total + tc.shape_invariance * losses["shape"]
     if tc.dropped_invariance:
         losses["dropped"] = dropped_invariance_loss(f, batch["video"], out, keep_ratio, tubelet)
         total = total + tc.dropped_invariance * losses["dropped"]
