@@ -119,3 +119,21 @@ def test_the_residual_reconstruction_target_is_the_input_as_a_temporal_residual_
     still = video[:, :, :1].expand_as(video)
     tub = video_to_tubelets(residual_video(still, keep, (2, 8, 8)), (2, 8, 8)).reshape(2, 4, 4, -1)
     torch.testing.assert_close(tub[keep.bool()], torch.full_like(tub[keep.bool()], 0.5))
+
+
+def test_motion_anchor_is_zero_for_the_input_itself_and_charges_flicker_where_kept():
+    from stprivacy.losses import motion_anchor_loss
+
+    torch.manual_seed(0)
+    video = torch.rand(2, 3, 4, 16, 16)
+    keep = torch.ones(2, 2, 4)  # tubelet 2 x 8 x 8: 2 slices of 2 x 2 positions, all kept
+    assert motion_anchor_loss(video, video, keep, (2, 8, 8)).item() == pytest.approx(0.0, abs=1e-7)
+    damped = (0.25 + 0.5 * video).requires_grad_(True)  # half the input's changes: too little motion
+    loss = motion_anchor_loss(damped, video, keep, (2, 8, 8))
+    assert loss.item() > 0.05
+    loss.backward()
+    assert damped.grad.abs().sum() > 0
+    keep[:, :, 0] = 0  # a dropped position does not count, whatever the output does there
+    flicker = video.clone()
+    flicker[:, :, :, :8, :8] = torch.rand(2, 3, 4, 8, 8)
+    assert motion_anchor_loss(flicker, video, keep, (2, 8, 8)).item() == pytest.approx(0.0, abs=1e-7)

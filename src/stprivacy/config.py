@@ -205,6 +205,11 @@ class TrainConfig:
     #: recognizer; what costs nothing to keep stays in the output for a fresh attacker to read.
     output_energy: float = 0.0
     output_tv: float = 0.0
+    #: Weight of a learner-free term in phase 2 (0 = the paper): the output's kept tubelets must change over time
+    #: as much as the input's pixels there do, cell by cell (losses.motion_anchor_loss). On the synth-quick
+    #: preset the output's motion energy read gender at 84 AP where the raw kept pixels' read 62
+    #: (docs/results/recipe_study.md, tenth session): the anonymizer wrote it into how its tubelets flicker.
+    motion_anchor: float = 0.0
     #: Phase 2 keeps the pixel decoder's weight at rank ``phase2_output_rank`` (0 = no limit, the paper): once at
     #: the start (its best rank-r approximation, by SVD, of phase 1's decoder) and after every anonymizer step
     #: (projected gradient descent). Each kept tubelet then publishes a combination of r learned patterns: little
@@ -307,8 +312,8 @@ class TrainConfig:
                               "train.colour_invariance_gamma >= 1")
         if self.dropped_invariance < 0:
             raise ConfigError("train.dropped_invariance must be >= 0")
-        if self.output_energy < 0 or self.output_tv < 0:
-            raise ConfigError("train.output_energy and train.output_tv must be >= 0")
+        if self.output_energy < 0 or self.output_tv < 0 or self.motion_anchor < 0:
+            raise ConfigError("train.output_energy, train.output_tv and train.motion_anchor must be >= 0")
         if self.twin_invariance < 0:
             raise ConfigError("train.twin_invariance must be >= 0")
         if self.privacy_match < 0 or not self.privacy_match_widths or min(self.privacy_match_widths) < 1:

@@ -105,6 +105,21 @@ def output_energy(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[
     return mean_over_kept(video_to_tubelets((output - level).pow(2), tubelet).mean(-1), keep_mask)
 
 
+def motion_anchor_loss(output: torch.Tensor, video: torch.Tensor, keep_mask: torch.Tensor,
+                       tubelet: tuple[int, int, int], cell: int = 8) -> torch.Tensor:
+    """Mean absolute difference between the motion energy (:func:`~stprivacy.layers.cells.motion_energy_cells`)
+    of the output's kept tubelets and that of the input's own pixels there: the output may change over time
+    where and as strongly as the input does, no more and no less. Phase 2's ``motion_anchor`` term: an
+    anonymizer that writes an attribute into how its tubelets flicker pays for it. The mask is detached."""
+    from stprivacy.layers.cells import motion_energy_cells
+    from stprivacy.layers.tubelets import kept_pixels
+
+    keep = keep_mask.detach()
+    mine = motion_energy_cells(kept_pixels(output, keep, tubelet), cell)
+    theirs = motion_energy_cells(kept_pixels(video, keep, tubelet), cell)
+    return (mine - theirs.detach()).abs().mean()
+
+
 def spatial_variation(output: torch.Tensor, keep_mask: torch.Tensor, tubelet: tuple[int, int, int]
                       ) -> torch.Tensor:
     """Mean absolute difference of horizontally and vertically neighbouring pixels inside the kept tubelets

@@ -385,7 +385,7 @@ def test_noisy_privacy_views_add_instance_noise_in_training_only():
 
 @pytest.mark.parametrize("key,name", [("output_energy", "energy"), ("output_tv", "tv"),
                                       ("colour_invariance", "invariance"), ("dropped_invariance", "dropped"),
-                                      ("shape_invariance", "shape")])
+                                      ("shape_invariance", "shape"), ("motion_anchor", "motion")])
 def test_rate_terms_add_their_weighted_value_to_the_anonymizer_objective(key, name):
     cfg, f, adv, batch = _setup([f"train.{key}=3.0"])
     plain_cfg = _setup()[0]

@@ -32,6 +32,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 
 from stprivacy.data.clips import ClipSet
+from stprivacy.layers.cells import motion_energy_cells
 from stprivacy.layers.tubelets import TubeletGrid, keep_mask_pixels
 from stprivacy.models.baselines.fixed import pixelate
 
@@ -76,15 +77,9 @@ def colour_probe(videos: torch.Tensor, attributes: torch.Tensor, folds: int = 2,
 
 def motion_energy(videos: torch.Tensor, cell: int = 8) -> np.ndarray:
     """``N x 3 x T x H x W`` videos in [0, 1] -> ``N x (T - 1) (H / cell) (W / cell)``: the mean absolute
-    difference of consecutive grey-level frames in every ``cell`` x ``cell`` cell. Neither colour nor a still
-    shape is in it: only where, and how strongly, the picture changes."""
-    n, _, t, h, w = videos.shape
-    if h % cell or w % cell:
-        raise ValueError(f"frames of {h} x {w} do not divide into {cell} x {cell} cells")
-    grey = videos.float().mean(1)
-    diff = (grey[:, 1:] - grey[:, :-1]).abs()
-    cells = diff.reshape(n, t - 1, h // cell, cell, w // cell, cell).mean((3, 5))
-    return cells.reshape(n, -1).numpy()
+    difference of consecutive grey-level frames in every ``cell`` x ``cell`` cell
+    (:func:`~stprivacy.layers.cells.motion_energy_cells`), flattened."""
+    return motion_energy_cells(videos, cell).reshape(len(videos), -1).numpy()
 
 
 def motion_probe(videos: torch.Tensor, attributes: torch.Tensor, cell: int = 8, folds: int = 2, seed: int = 0

@@ -19,3 +19,15 @@ def cell_mean_features(video: torch.Tensor, cells: int, moments: int = 1) -> tor
     powers = [x] + [x ** m for m in range(2, moments + 1)]
     blocks = [p.reshape(b, c, t, cells, h // cells, cells, w // cells).mean(dim=(4, 6)) for p in powers]
     return torch.cat([blk.transpose(1, 2).reshape(b, t, -1) for blk in blocks], dim=-1)
+
+
+def motion_energy_cells(video: torch.Tensor, cell: int = 8) -> torch.Tensor:
+    """``B x 3 x T x H x W`` in [0, 1] -> ``B x (T - 1) x H/cell x W/cell``: the mean absolute difference of
+    consecutive grey-level frames in every ``cell`` x ``cell`` cell (differentiable). Neither colour nor a still
+    shape is in it: only where, and how strongly, the picture changes."""
+    b, _, t, h, w = video.shape
+    if h % cell or w % cell:
+        raise ValueError(f"frames of {h} x {w} do not divide into {cell} x {cell} cells")
+    grey = video.float().mean(1)
+    diff = (grey[:, 1:] - grey[:, :-1]).abs()
+    return diff.reshape(b, t - 1, h // cell, cell, w // cell, cell).mean((3, 5))

@@ -58,6 +58,7 @@ from stprivacy.losses import (
     confusion_loss,
     keep_ratio_loss,
     masked_reconstruction_loss,
+    motion_anchor_loss,
     output_energy,
     privacy_loss,
     publish,
@@ -198,6 +199,10 @@ def anonymizer_losses(f, adv: Adversaries, batch: dict, cfg: ExperimentConfig, k
     if tc.output_tv:
         losses["tv"] = spatial_variation(out.video, out.keep_mask, tubelet)
         total = total + tc.output_tv * losses["tv"]
+    if tc.motion_anchor:
+        # the published view may flicker only as the input does (losses.motion_anchor_loss)
+        losses["motion"] = motion_anchor_loss(video, batch["video"], out.keep_mask, tubelet)
+        total = total + tc.motion_anchor * losses["motion"]
     if tc.phase2_reconstruction:
         losses["recon"] = masked_reconstruction_loss(out.video, batch["video"], out.keep_mask, tubelet,
                                                      cfg.model.temporal_residual)
