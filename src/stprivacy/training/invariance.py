@@ -72,11 +72,10 @@ def random_morphology(video: torch.Tensor, size: int = 3, generator: torch.Gener
     if size < 2:
         raise ValueError(f"size must be >= 2, got {size}")
     b, c, t, h, w = video.shape
-    frames = video.transpose(1, 2).reshape(b * t, c, h, w)
-    dilated = _max_filter(frames, size).reshape(b, t, c, h, w).transpose(1, 2)
-    eroded = (-_max_filter(-frames, size)).reshape(b, t, c, h, w).transpose(1, 2)
-    dilate = (torch.rand(b, generator=generator) < 0.5).to(video.device).view(b, 1, 1, 1, 1)
-    return torch.where(dilate, dilated, eroded)
+    # an erosion is a dilation of the negated frames: one filter pass serves both kinds of clip
+    sign = torch.where(torch.rand(b, generator=generator) < 0.5, 1.0, -1.0).to(video.device, video.dtype)
+    frames = (video * sign.view(b, 1, 1, 1, 1)).transpose(1, 2).reshape(b * t, c, h, w)
+    return _max_filter(frames, size).reshape(b, t, c, h, w).transpose(1, 2) * sign.view(b, 1, 1, 1, 1)
 
 
 def _max_filter(frames: torch.Tensor, size: int) -> torch.Tensor:
