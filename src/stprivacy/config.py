@@ -217,6 +217,12 @@ class TrainConfig:
     #: few batches. Phase 1 keeps the full decoder, so its reconstruction still teaches the selector the actor
     #: (``model.output_rank``, the same limit from phase 1 on, loses the actor: docs/results/recipe_study.md).
     phase2_output_rank: int = 0
+    #: After phase 2 (off = the paper), fit one linear eraser per deployment keep ratio (``model.keep_ratio``,
+    #: ``evaluate.keep_ratios`` and 1) on the published training clips and their attribute labels, and publish
+    #: through it (models/erasure.py, LEACE): every attribute group then has the same mean decoder coefficients,
+    #: so no linear reader of them beats chance on the fitting clips. Needs a rank-limited decoder
+    #: (``phase2_output_rank`` or ``model.output_rank``).
+    linear_erasure: bool = False
     #: Weight of a learner-free colour-invariance term in phase 2 (0 = the paper): the kept tubelets of the output
     #: must not change when the input clip is re-coloured at random (channel order, per-channel gamma in
     #: [1/``colour_invariance_gamma``, ``colour_invariance_gamma``], inversion), decided through the same keep
@@ -427,9 +433,18 @@ class ExperimentConfig:
         if self.train.twin_invariance and self.data.kind != "synthetic":
             raise ConfigError("train.twin_invariance needs counterfactual twins, which only the synthetic renderer "
                               "makes (data.kind: synthetic)")
+        rank = self.train.phase2_output_rank or self.model.output_rank
+        if self.train.linear_erasure and not 0 < rank <= MAX_ERASURE_RANK:
+            raise ConfigError(f"train.linear_erasure works on the coefficients of a rank-limited decoder: set "
+                              f"train.phase2_output_rank or model.output_rank to 1-{MAX_ERASURE_RANK}")
         if self.train.phase2_output_rank and self.model.output_rank:
             raise ConfigError("train.phase2_output_rank limits the full linear decoder; it cannot be combined "
                               "with model.output_rank (a decoder limited from phase 1 on)")
+
+
+#: The largest decoder rank ``train.linear_erasure`` is built for: beyond it a clip's coefficient vector is too long
+#: to fit an eraser on a training split (the paper's full-rank decoder has rank ``embed_dim``).
+MAX_ERASURE_RANK = 16
 
 
 def peak_lr(section) -> float:

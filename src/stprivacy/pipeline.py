@@ -31,6 +31,7 @@ from stprivacy.models.pretrained import with_pretrained
 from stprivacy.runtime import seed_everything
 from stprivacy.training import distributed
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, read_metadata, save_checkpoint
+from stprivacy.training.erasure import fit_erasers
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2
 from stprivacy.training.run_dir import RunDir
@@ -222,6 +223,9 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
     if not checkpoint_exists(run.checkpoint("phase2")):
         train_phase1(model, train_clips, cfg, run, val)
     model, _ = train_phase2(model, phase2_clips(train_clips, cfg), cfg, run, val)
+    if cfg.train.linear_erasure:  # deterministic: every rank fits the same erasers
+        ratios = fit_erasers(model, train_clips, erasure_ratios(cfg), cfg.runtime)
+        run.log("linear_erasure", keep_ratios=ratios, clips=len(train_clips) * train_clips.views)
     if distributed.current().is_main:
         save_checkpoint(final, {"anonymizer": model},
                         metadata={"phase": 2, "num_classes": len(train_clips.action_names),
@@ -229,6 +233,12 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
     distributed.barrier()
     run.log("trained")
     return model
+
+
+def erasure_ratios(cfg: ExperimentConfig) -> list[float]:
+    """The keep ratios a run's linear erasers are fitted for: training's, the evaluated ones, and 1 (the
+    anonymization-only ablation)."""
+    return sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios}, reverse=True)
 
 
 def load_anonymizer(run_dir: str | Path) -> STPrivacy:
@@ -275,6 +285,11 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
             fixed.append(with_fixed_views(fresh_train, (cfg.evaluate.data or cfg.data).sampling.train_views))
         return fixed[0]
     model = load_anonymizer(run.path)
+    unserved = [a for a in cfg.evaluate.keep_ratios if not model.publishes_at(a)]
+    if unserved:
+        raise ConfigError(f"evaluate.keep_ratios {unserved}: this run's anonymizer publishes through linear erasers "
+                          f"fitted at {model.eraser_ratios()} only (train.linear_erasure fits them after phase 2 "
+                          "for model.keep_ratio, evaluate.keep_ratios and 1)")
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     results: list[MethodResult] = []
 

@@ -19,6 +19,9 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
 * ``output_rank`` > 0 (an option) paints each tubelet as a combination of that many learned pixel patterns.
 * ``temporal_residual`` (an option) publishes each kept tubelet as grey plus its change from the mean of the kept
   tubelets at its position over the clip (:meth:`STPrivacy.publish_changes`).
+* ``erasers`` (fitted after phase 2 when ``train.linear_erasure`` is on, :mod:`stprivacy.models.erasure`) map
+  each published clip's decoder coefficients so that no linear reader tells its attributes; one per set of keep
+  counts, applied in inference only.
 * Masked means in the token scorer carry an epsilon: a fully dropped slice gives finite scores (the released code
   gives NaN).
 """
@@ -33,6 +36,7 @@ from torch import nn
 
 from stprivacy.layers import temporal_residual, tubelets_to_video
 from stprivacy.models.config import ModelConfig, model_preset, validate_keep_ratio
+from stprivacy.models.erasure import LinearEraser, eraser_key
 from stprivacy.models.selection import (
     TokenScorer,
     gather_tokens,
@@ -93,6 +97,8 @@ class STPrivacy(nn.Module):
         self.apply(init_vit_weights)
         if cfg.selection == "prior":  # one score per position (L x N), set from training clips before phase 1
             self.register_buffer("keep_prior", torch.zeros(self.grid.slices, self.grid.tokens_per_slice))
+        #: linear erasers of the published coefficients, by keep counts (empty unless fitted after phase 2)
+        self.erasers = nn.ModuleDict()
 
     @classmethod
     def from_preset(cls, name: str, num_classes: int | None = None, **overrides) -> STPrivacy:
@@ -122,6 +128,45 @@ class STPrivacy(nn.Module):
         if not self.cfg.temporal_residual:
             return pixels
         return temporal_residual(pixels, keep.reshape(-1, self.grid.slices, self.grid.tokens_per_slice))
+
+    def keep_counts(self, keep_ratio: float) -> list[int]:
+        """Tokens kept per slice after each selection stage at keep ratio ``keep_ratio`` (inference)."""
+        a = validate_keep_ratio(keep_ratio)
+        return [tokens_to_keep(self.grid.tokens_per_slice, a, m + 1) for m in range(len(self.scorers))]
+
+    def set_eraser(self, keep_ratio: float, eraser: LinearEraser) -> None:
+        """Publish through ``eraser`` at ``keep_ratio`` and at every ratio with the same keep counts."""
+        self.erasers[eraser_key(self.keep_counts(keep_ratio))] = eraser
+
+    def eraser_ratios(self) -> list[float]:
+        """The keep ratios the erasers were fitted at."""
+        return sorted(round(float(e.keep_ratio), 6) for e in self.erasers.values())
+
+    def publishes_at(self, keep_ratio: float) -> bool:
+        """Whether :meth:`anonymize` can publish at ``keep_ratio``: always without erasers, else when one of them
+        serves its keep counts."""
+        return not len(self.erasers) or eraser_key(self.keep_counts(keep_ratio)) in self.erasers
+
+    def erase(self, tubelets: torch.Tensor, keep_mask: torch.Tensor, keep_ratio: float) -> torch.Tensor:
+        """``B x S x P`` decoded tubelets through the eraser of ``keep_ratio``; unchanged when none was fitted. A
+        model with erasers refuses a ratio none of them serves rather than publish without one."""
+        if not len(self.erasers):
+            return tubelets
+        if not self.publishes_at(keep_ratio):
+            raise ValueError(f"this anonymizer publishes through linear erasers fitted at keep ratios "
+                             f"{self.eraser_ratios()}, none of which keeps as many tokens as a = {keep_ratio}; "
+                             "fit one (stprivacy.training.erasure.fit_erasers) or use one of those ratios")
+        key = eraser_key(self.keep_counts(keep_ratio))
+        return self.erasers[key](tubelets, keep_mask.reshape(tubelets.shape[0], -1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # saved erasers exist only after fitting: build empty ones of the saved shapes to load into
+        head = f"{prefix}erasers."
+        for name in {k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)}:
+            basis, left = state_dict.get(f"{head}{name}.basis"), state_dict.get(f"{head}{name}.left")
+            if basis is not None and left is not None and name not in self.erasers:
+                self.erasers[name] = LinearEraser.empty(*basis.shape, *left.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def no_weight_decay(self) -> set[str]:
         return {"vit.pos_embed"}
@@ -236,9 +281,28 @@ class STPrivacy(nn.Module):
         return out.video, out.keep_mask
 
     def _forward_topk(self, video: torch.Tensor, keep_ratio: float) -> AnonymizerOutput:
+        tubelets, keep_mask, decisions, feats = self._decode_topk(video, keep_ratio)
+        b = tubelets.shape[0]
+        tubelets = self.erase(tubelets, keep_mask, keep_ratio)
+        pixels = self.publish_changes(tubelets, keep_mask.reshape(b, -1))
+        logits = None
+        if self.action_head is not None:
+            logits = self.action_head.fc(feats.mean(dim=1))
+        return AnonymizerOutput(tubelets_to_video(pixels, self.grid), keep_mask, decisions, logits)
+
+    @torch.no_grad()
+    def decoded_tubelets(self, video: torch.Tensor, keep_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference: the decoded tubelets (``B x S x P``, dropped ones zero) before any eraser, and the keep
+        mask (B x L x N): what an eraser is fitted on."""
+        tubelets, keep_mask, _, _ = self._decode_topk(video, keep_ratio)
+        return tubelets, keep_mask
+
+    def _decode_topk(self, video: torch.Tensor, keep_ratio: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Top-k selection and decoding: (decoded tubelets B x S x P, dropped ones zero; keep mask B x L x N;
+        per-stage decisions; the kept tokens' final features)."""
         grid = self.grid
-        a = validate_keep_ratio(keep_ratio)
-        counts = [tokens_to_keep(grid.tokens_per_slice, a, m + 1) for m in range(len(self.scorers))]
+        counts = self.keep_counts(keep_ratio)
         x = self.vit.tokens(video)
         b, _, d = x.shape
         n_all = grid.tokens_per_slice
@@ -274,8 +338,4 @@ class STPrivacy(nn.Module):
         pixels = self.decode(feats).reshape(b, grid.slices, index.shape[-1], -1)
         pixels = scatter_tokens(pixels, index, n_all).reshape(b, grid.num_tokens, -1)
         keep_mask = decisions[-1] if decisions else x.new_ones(b, grid.slices, n_all)
-        pixels = self.publish_changes(pixels, keep_mask.reshape(b, -1))
-        logits = None
-        if self.action_head is not None:
-            logits = self.action_head.fc(feats.mean(dim=1))
-        return AnonymizerOutput(tubelets_to_video(pixels, grid), keep_mask, decisions, logits)
+        return pixels, keep_mask, decisions, feats

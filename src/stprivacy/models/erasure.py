@@ -1,0 +1,108 @@
+"""A linear eraser on what a rank-limited decoder publishes: no linear reader of a clip's decoder coefficients can
+tell its private attributes better than chance on the clips it was fitted on (LEACE, Belrose et al., NeurIPS
+2023, fitted with the ``concept-erasure`` package).
+
+Why: with a rank-r decoder (``model.output_rank`` or ``train.phase2_output_rank``), every kept tubelet is the
+decoder's bias plus a combination of r fixed pixel patterns, so a published clip is a short vector of
+coefficients (slices x positions x r). Every min-max adversary tried on the synthetic benchmark either could not
+read that vector or, in reading it, pulled the anonymizer into chasing it (docs/results/recipe_study.md), while a
+ridge fitted on published training clips reads the attributes back from small, consistent shifts of it. The
+eraser removes those shifts in closed form: an affine map of the coefficient vector, fitted once after phase 2 on
+the anonymized training clips and their attribute labels, after which every attribute group has the same mean
+vector. It is the least change (in the coefficients' own covariance metric) that does so; the action, which does
+not depend on the attributes, keeps what it needs.
+
+What it does not do: a non-linear reader may still find the attributes (a difference of variance, or of any
+higher statistic, is untouched), and the guarantee holds on the fitting clips; on new clips it holds as far as the
+fitted group means generalise.
+
+An eraser serves one set of per-stage keep counts (the coefficients at a = 0.7 are not those at a = 0.4). It works
+on the full slices x positions x r grid with dropped positions at zero, so that a learned selector, whose kept
+positions differ from clip to clip, is served like a fixed pattern.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stprivacy.config import MAX_ERASURE_RANK
+
+
+def eraser_key(counts: list[int]) -> str:
+    """The key of the eraser that serves these per-stage keep counts (a ``ModuleDict`` key: no dots)."""
+    return "k" + "_".join(str(c) for c in counts)
+
+
+def decoder_basis(decode, dim: int, tol: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine decoder ``decode`` (``... x dim`` features -> ``... x P`` pixels) as ``(basis, offset)``: the
+    orthonormal ``P x r`` basis of its range and its value at zero, so that every decoded tubelet is
+    ``offset + basis @ c`` for some r coefficients ``c``. ``r`` counts the singular values above ``tol`` times the
+    largest; a decoder of rank above :data:`MAX_ERASURE_RANK` is refused."""
+    with torch.no_grad():
+        probe = torch.cat([torch.zeros(1, dim), torch.eye(dim)])
+        decoded = decode(probe).double()
+    offset, weight = decoded[0], (decoded[1:] - decoded[0]).T  # P x dim
+    u, s, _ = torch.linalg.svd(weight, full_matrices=False)
+    rank = int((s > tol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+    if not 0 < rank <= MAX_ERASURE_RANK:
+        raise ValueError(f"linear erasure needs a decoder of rank 1 to {MAX_ERASURE_RANK}, this one has rank {rank} "
+                         "(set model.output_rank or train.phase2_output_rank)")
+    return u[:, :rank].float(), offset.float()
+
+
+class LinearEraser(nn.Module):
+    """Decoded tubelets (``B x S x P``, dropped ones zero) -> the same with the clip's coefficient vector ``c``
+    (``B x S*r``, zero at dropped positions) replaced by ``c - ((c - mean) @ right.T) @ left.T``: the identity
+    minus a correction of rank at most the number of attributes."""
+
+    def __init__(self, basis: torch.Tensor, offset: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                 mean: torch.Tensor, keep_ratio: float):
+        super().__init__()
+        if (basis.dim() != 2 or offset.shape != basis.shape[:1] or left.dim() != 2 or right.shape != left.T.shape
+                or mean.shape != left.shape[:1] or left.shape[0] % basis.shape[1]):
+            raise ValueError(f"eraser shapes do not fit: basis {tuple(basis.shape)}, offset {tuple(offset.shape)}, "
+                             f"left {tuple(left.shape)}, right {tuple(right.shape)}, mean {tuple(mean.shape)}")
+        for name, value in (("basis", basis), ("offset", offset), ("left", left), ("right", right), ("mean", mean)):
+            self.register_buffer(name, value.detach().float().clone())  # never shared between erasers
+        #: the keep ratio it was fitted at (for messages; the counts in its key are what it serves)
+        self.register_buffer("keep_ratio", torch.tensor(float(keep_ratio)))
+
+    @classmethod
+    def empty(cls, pixels: int, rank: int, dim: int, directions: int) -> LinearEraser:
+        """An eraser of the given shape (zeros), for a saved one to be loaded into."""
+        return cls(torch.zeros(pixels, rank), torch.zeros(pixels), torch.zeros(dim, directions),
+                   torch.zeros(directions, dim), torch.zeros(dim), 0.0)
+
+    @classmethod
+    def fit(cls, basis: torch.Tensor, offset: torch.Tensor, coefficients: torch.Tensor, attributes: torch.Tensor,
+            keep_ratio: float) -> LinearEraser:
+        """LEACE on the clips' coefficient vectors (N x S x r, :func:`coefficients`) against ``attributes``
+        (N x K in {0, 1})."""
+        from concept_erasure import LeaceFitter  # needed to fit one; applying a saved eraser needs only torch
+
+        if attributes.dim() != 2 or len(coefficients) != len(attributes):
+            raise ValueError(f"expected N x K attributes for {len(coefficients)} clips, got {tuple(attributes.shape)}")
+        if len(coefficients) < 2:
+            raise ValueError("an eraser needs at least 2 clips to fit")
+        eraser = LeaceFitter.fit(coefficients.flatten(1).double(), attributes.double()).eraser
+        return cls(basis, offset, eraser.proj_left, eraser.proj_right, eraser.bias, keep_ratio)
+
+    def forward(self, tubelets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        b, s, p = tubelets.shape
+        rank = self.basis.shape[1]
+        if p != self.basis.shape[0] or s * rank != self.mean.shape[0]:
+            raise ValueError(f"this eraser takes {self.mean.shape[0] // rank} tubelets of {self.basis.shape[0]} "
+                             f"values, got {s} of {p}")
+        basis, offset = self.basis.to(tubelets.dtype), self.offset.to(tubelets.dtype)
+        c = coefficients(tubelets, keep, basis, offset).reshape(b, -1)
+        c = c - ((c - self.mean.to(c.dtype)) @ self.right.to(c.dtype).T) @ self.left.to(c.dtype).T
+        kept = keep.reshape(b, s, 1).to(tubelets.dtype)
+        return (offset + c.reshape(b, s, rank) @ basis.T) * kept
+
+
+def coefficients(tubelets: torch.Tensor, keep: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor
+                 ) -> torch.Tensor:
+    """``B x S x P`` decoded tubelets -> ``B x S x r`` coordinates in the decoder's basis, zero where dropped."""
+    kept = keep.reshape(*tubelets.shape[:2], 1).to(tubelets.dtype)
+    return ((tubelets - offset.to(tubelets.dtype)) @ basis.to(tubelets.dtype)) * kept

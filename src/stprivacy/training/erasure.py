@@ -1,0 +1,58 @@
+"""After phase 2 (``train.linear_erasure``): fit the anonymizer's linear erasers on its published training clips.
+
+For every keep ratio it will be deployed at, the trained anonymizer decodes every view of every training clip in
+inference mode; each clip's coefficients in the decoder's basis, with the clip's private attributes, fit one
+LEACE eraser (:class:`~stprivacy.models.erasure.LinearEraser`), which the anonymizer then applies to everything it
+publishes at that ratio. Deterministic: no seed, no learning rate, seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from tqdm.auto import tqdm
+
+from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.data.disk import flat_clips
+from stprivacy.models import STPrivacy
+from stprivacy.models.erasure import LinearEraser, coefficients, decoder_basis
+from stprivacy.runtime import RuntimeConfig
+
+log = logging.getLogger(__name__)
+
+
+def clip_coefficients(model: STPrivacy, clips: ClipSet, keep_ratio: float, basis: torch.Tensor,
+                      offset: torch.Tensor, runtime: RuntimeConfig, batch_size: int = 64) -> torch.Tensor:
+    """``(N * V) x S x r`` decoder coefficients of every view of every clip (zero where dropped), before erasure."""
+    device = runtime.torch_device()
+    model.to(device).eval()
+    n = len(clips) * clips.views
+    rows = []
+    for start in tqdm(range(0, n, batch_size), desc=f"erasure a={keep_ratio}", leave=False,
+                      disable=not runtime.progress):
+        x = to_float(flat_clips(clips.videos, start, min(start + batch_size, n))).to(device)
+        tubelets, keep = model.decoded_tubelets(x, keep_ratio)
+        rows.append(coefficients(tubelets.float(), keep, basis.to(device), offset.to(device)).cpu())
+    return torch.cat(rows)
+
+
+def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig) -> list[float]:
+    """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
+    in ``model``. Returns the ratios fitted."""
+    if len(clips) < 2:
+        raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
+    basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
+    attributes = clips.attributes.float().repeat_interleave(clips.views, dim=0)
+    fitted, seen = [], set()
+    for a in sorted(set(keep_ratios), reverse=True):
+        counts = tuple(model.keep_counts(a))
+        if counts in seen:
+            continue
+        seen.add(counts)
+        x = clip_coefficients(model, clips, a, basis, offset, runtime)
+        model.set_eraser(a, LinearEraser.fit(basis, offset, x, attributes, a))
+        fitted.append(a)
+        log.info("linear eraser fitted at a=%g on %d clips (%d coefficients each, rank %d)", a, len(x),
+                 x[0].numel(), basis.shape[1])
+    return fitted
