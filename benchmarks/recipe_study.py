@@ -31,9 +31,10 @@ from stprivacy.evaluation.leakage import mask_only_view
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
 from stprivacy.losses import privacy_loss
 from stprivacy.models import STPrivacy
-from stprivacy.pipeline import phase2_clips
+from stprivacy.pipeline import erasure_ratios, phase2_clips
 from stprivacy.runtime import seed_everything
 from stprivacy.training.batches import iterate_batches
+from stprivacy.training.erasure import fit_erasers
 from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2
@@ -106,6 +107,8 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
         adv = None
         if "2" in phases:
             model, adv = train_phase2(model, phase2_clips(train, cfg), cfg, run, val)
+            if cfg.train.linear_erasure:  # as pipeline.train does: on the phase-2 training clips
+                fit_erasers(model, train, erasure_ratios(cfg), cfg.runtime)
         epochs = [e for e in run.read_log() if e["event"] == "epoch"]
     row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
     if catchup and adv is not None:

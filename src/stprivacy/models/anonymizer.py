@@ -165,7 +165,7 @@ class STPrivacy(nn.Module):
         for name in {k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)}:
             basis, left = state_dict.get(f"{head}{name}.basis"), state_dict.get(f"{head}{name}.left")
             if basis is not None and left is not None and name not in self.erasers:
-                self.erasers[name] = LinearEraser.empty(*basis.shape, *left.shape)
+                self.erasers[name] = LinearEraser.empty(*basis.shape, *left.shape)  # left: live x directions
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def no_weight_decay(self) -> set[str]:

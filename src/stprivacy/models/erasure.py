@@ -53,26 +53,34 @@ def decoder_basis(decode, dim: int, tol: float = 1e-5) -> tuple[torch.Tensor, to
 
 class LinearEraser(nn.Module):
     """Decoded tubelets (``B x S x P``, dropped ones zero) -> the same with the clip's coefficient vector ``c``
-    (``B x S*r``, zero at dropped positions) replaced by ``c - ((c - mean) @ right.T) @ left.T``: the identity
-    minus a correction of rank at most the number of attributes."""
+    (``B x S*r``, zero at dropped positions) corrected on its ``live`` entries, ``x -> x - ((x - mean) @ right.T)
+    @ left.T``: the identity minus a correction of rank at most the number of attributes."""
 
-    def __init__(self, basis: torch.Tensor, offset: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
-                 mean: torch.Tensor, keep_ratio: float):
+    def __init__(self, basis: torch.Tensor, offset: torch.Tensor, live: torch.Tensor, left: torch.Tensor,
+                 right: torch.Tensor, mean: torch.Tensor, keep_ratio: float, tubelets: int):
         super().__init__()
-        if (basis.dim() != 2 or offset.shape != basis.shape[:1] or left.dim() != 2 or right.shape != left.T.shape
-                or mean.shape != left.shape[:1] or left.shape[0] % basis.shape[1]):
+        if (basis.dim() != 2 or offset.shape != basis.shape[:1] or live.dim() != 1 or left.dim() != 2
+                or right.shape != left.T.shape or mean.shape != left.shape[:1] or len(live) != len(mean)):
             raise ValueError(f"eraser shapes do not fit: basis {tuple(basis.shape)}, offset {tuple(offset.shape)}, "
-                             f"left {tuple(left.shape)}, right {tuple(right.shape)}, mean {tuple(mean.shape)}")
+                             f"live {tuple(live.shape)}, left {tuple(left.shape)}, right {tuple(right.shape)}, "
+                             f"mean {tuple(mean.shape)}")
         for name, value in (("basis", basis), ("offset", offset), ("left", left), ("right", right), ("mean", mean)):
             self.register_buffer(name, value.detach().float().clone())  # never shared between erasers
+        #: the coefficients that some fitting clip published (the rest were dropped in every one): the eraser
+        #: works on these alone, so that a position every clip drops stays exactly zero and the fitted guarantee
+        #: holds exactly for a fixed keep pattern. (A learned selector's clips drop different positions; zeroing
+        #: those again after the correction makes the guarantee approximate there.)
+        self.register_buffer("live", live.detach().long().clone())
         #: the keep ratio it was fitted at (for messages; the counts in its key are what it serves)
         self.register_buffer("keep_ratio", torch.tensor(float(keep_ratio)))
+        #: tubelets per clip (slices x positions) of the clips it was fitted on
+        self.register_buffer("tubelets", torch.tensor(int(tubelets)))
 
     @classmethod
-    def empty(cls, pixels: int, rank: int, dim: int, directions: int) -> LinearEraser:
+    def empty(cls, pixels: int, rank: int, live: int, directions: int) -> LinearEraser:
         """An eraser of the given shape (zeros), for a saved one to be loaded into."""
-        return cls(torch.zeros(pixels, rank), torch.zeros(pixels), torch.zeros(dim, directions),
-                   torch.zeros(directions, dim), torch.zeros(dim), 0.0)
+        return cls(torch.zeros(pixels, rank), torch.zeros(pixels), torch.zeros(live, dtype=torch.long),
+                   torch.zeros(live, directions), torch.zeros(directions, live), torch.zeros(live), 0.0, 0)
 
     @classmethod
     def fit(cls, basis: torch.Tensor, offset: torch.Tensor, coefficients: torch.Tensor, attributes: torch.Tensor,
@@ -85,18 +93,25 @@ class LinearEraser(nn.Module):
             raise ValueError(f"expected N x K attributes for {len(coefficients)} clips, got {tuple(attributes.shape)}")
         if len(coefficients) < 2:
             raise ValueError("an eraser needs at least 2 clips to fit")
-        eraser = LeaceFitter.fit(coefficients.flatten(1).double(), attributes.double()).eraser
-        return cls(basis, offset, eraser.proj_left, eraser.proj_right, eraser.bias, keep_ratio)
+        x = coefficients.flatten(1).double()
+        live = (x != 0).any(dim=0).nonzero().flatten()
+        if not len(live):
+            raise ValueError("every fitting clip dropped every tubelet: nothing to fit an eraser on")
+        eraser = LeaceFitter.fit(x[:, live], attributes.double()).eraser
+        return cls(basis, offset, live, eraser.proj_left, eraser.proj_right, eraser.bias, keep_ratio,
+                   coefficients.shape[1])
 
     def forward(self, tubelets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, s, p = tubelets.shape
         rank = self.basis.shape[1]
-        if p != self.basis.shape[0] or s * rank != self.mean.shape[0]:
-            raise ValueError(f"this eraser takes {self.mean.shape[0] // rank} tubelets of {self.basis.shape[0]} "
-                             f"values, got {s} of {p}")
+        if p != self.basis.shape[0] or s != int(self.tubelets):
+            raise ValueError(f"this eraser takes {int(self.tubelets)} tubelets of {self.basis.shape[0]} values, "
+                             f"got {s} of {p}")
         basis, offset = self.basis.to(tubelets.dtype), self.offset.to(tubelets.dtype)
         c = coefficients(tubelets, keep, basis, offset).reshape(b, -1)
-        c = c - ((c - self.mean.to(c.dtype)) @ self.right.to(c.dtype).T) @ self.left.to(c.dtype).T
+        x = c[:, self.live]
+        x = x - ((x - self.mean.to(c.dtype)) @ self.right.to(c.dtype).T) @ self.left.to(c.dtype).T
+        c = c.index_copy(1, self.live, x)
         kept = keep.reshape(b, s, 1).to(tubelets.dtype)
         return (offset + c.reshape(b, s, rank) @ basis.T) * kept
 
