@@ -75,3 +75,10 @@ def test_an_unknown_phase2_adversary_family_is_a_config_error_before_any_trainin
         load_experiment("tiny", ["train.privacy_adversaries=[vit,ridge]"])
     assert load_experiment("tiny", ["train.privacy_adversaries=[frame,linear]"]).train.privacy_adversaries == (
         "frame", "linear")
+
+
+@pytest.mark.parametrize("override", [[], ["train.phase2_output_rank=32"]])
+def test_linear_erasure_needs_a_rank_limited_decoder(override):
+    with pytest.raises(ConfigError, match="rank-limited decoder"):
+        load_experiment("tiny", ["train.linear_erasure=true", *override])
+    assert load_experiment("tiny", ["train.linear_erasure=true", "train.phase2_output_rank=2"]).train.linear_erasure

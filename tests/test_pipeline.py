@@ -9,6 +9,7 @@ from stprivacy import pipeline
 from stprivacy.cli import main
 from stprivacy.config import load_experiment
 from stprivacy.data.build import build_datasets
+from stprivacy.errors import ConfigError
 from stprivacy.evaluation import phase3
 from stprivacy.training.checkpoint import load_state
 from stprivacy.training.run_dir import RunDir
@@ -184,3 +185,20 @@ def test_train_and_restart_from_cli(tmp_path):
     assert [r["event"] for r in RunDir(out).read_log()][-2:] == ["trained", "resume"]
     assert main(["train", "--preset", "tiny", "--out", out, "--restart"]) == 0
     assert [r["event"] for r in RunDir(out).read_log()][0] == "start"
+
+
+def test_linear_erasure_is_fitted_after_phase_2_saved_and_required_at_evaluation(tmp_path, tiny_data):
+    cfg = load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true"])
+    run = pipeline.prepare_run(cfg, tmp_path / "run")
+    trained = pipeline.train(run, tiny_data)
+    wanted = sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios})
+    assert trained.eraser_ratios() == wanted
+    fitted = [r for r in run.read_log() if r["event"] == "linear_erasure"]
+    assert fitted and fitted[0]["clips"] == len(tiny_data[0])
+    loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint
+    video = tiny_data[1].videos[:4, 0].float() / 255
+    assert torch.allclose(loaded.anonymize(video, 0.7)[0], trained.eval().anonymize(video, 0.7)[0], atol=1e-5)
+    pipeline.reconfigure(run, ["evaluate.keep_ratios=[0.5]"])
+    with pytest.raises(ConfigError, match="linear erasers"):
+        pipeline.evaluate(run, tiny_data)
+    assert main(["export-onnx", "--run", str(run.path), "--keep-ratio", "0.5", "-o", str(tmp_path / "a.onnx")]) == 2

@@ -241,6 +241,16 @@ def erasure_ratios(cfg: ExperimentConfig) -> list[float]:
     return sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios}, reverse=True)
 
 
+def require_erasers(model: STPrivacy, keep_ratios, what: str) -> None:
+    """A clear error, before any work, when ``model`` publishes through linear erasers and one of ``keep_ratios``
+    (named ``what`` in the message) has none."""
+    unserved = [a for a in keep_ratios if not model.publishes_at(a)]
+    if unserved:
+        raise ConfigError(f"{what} {unserved}: this run's anonymizer publishes through linear erasers fitted at "
+                          f"{model.eraser_ratios()} only (train.linear_erasure fits them after phase 2 for "
+                          "model.keep_ratio, evaluate.keep_ratios and 1)")
+
+
 def load_anonymizer(run_dir: str | Path) -> STPrivacy:
     """The trained anonymizer of a run folder, in eval mode."""
     run = RunDir(run_dir)
@@ -285,11 +295,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
             fixed.append(with_fixed_views(fresh_train, (cfg.evaluate.data or cfg.data).sampling.train_views))
         return fixed[0]
     model = load_anonymizer(run.path)
-    unserved = [a for a in cfg.evaluate.keep_ratios if not model.publishes_at(a)]
-    if unserved:
-        raise ConfigError(f"evaluate.keep_ratios {unserved}: this run's anonymizer publishes through linear erasers "
-                          f"fitted at {model.eraser_ratios()} only (train.linear_erasure fits them after phase 2 "
-                          "for model.keep_ratio, evaluate.keep_ratios and 1)")
+    require_erasers(model, cfg.evaluate.keep_ratios, "evaluate.keep_ratios")
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     results: list[MethodResult] = []
 

@@ -3,16 +3,22 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from stprivacy.data.clips import ClipSet
 from stprivacy.data.video_io import iter_frames
 from stprivacy.deploy.framing import Framing
 from stprivacy.deploy.onnx_export import export_onnx
 from stprivacy.models import STPrivacy
+from stprivacy.runtime import RuntimeConfig
+from stprivacy.training.erasure import fit_erasers
 
 
 @pytest.mark.parametrize("keep_ratio, output", [(0.7, {}), (1.0, {}), (0.7, {"output_block": 2}),
-                                                (0.7, {"temporal_residual": True}), (0.7, {"selection": "prior"})])
+                                                (0.7, {"temporal_residual": True}), (0.7, {"selection": "prior"}),
+                                                (0.7, {"selection": "prior", "output_rank": 2, "erase": True})])
 def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, output):
     torch.manual_seed(0)
+    output = dict(output)
+    erase = output.pop("erase", False)
     model = STPrivacy.from_preset("tiny", **output).eval()
     # An untrained scorer gives nearly tied keep scores (differences ~1e-5), so float rounding alone could swap
     # top-k choices between runtimes; spread them as a trained scorer would.
@@ -21,6 +27,10 @@ def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, 
             scorer.mlp[-1].weight.mul_(200)
         if model.cfg.selection == "prior":
             model.set_keep_prior(torch.rand_like(model.keep_prior))
+    if erase:  # a linear eraser in the published path (train.linear_erasure), fitted on random labelled clips
+        clips = ClipSet((torch.rand(24, 3, 8, 32, 32) * 255).to(torch.uint8), torch.zeros(24, dtype=torch.long),
+                        (torch.rand(24, 2) < 0.5).long())
+        fit_erasers(model, clips, [keep_ratio], RuntimeConfig())
     path = export_onnx(model, tmp_path / "anon.onnx", keep_ratio)
     frames = []
     for f in iter_frames(shared_data / "real_videos" / "Megamind.avi"):
