@@ -31,10 +31,10 @@ from stprivacy.evaluation.leakage import mask_only_view
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
 from stprivacy.losses import privacy_loss
 from stprivacy.models import STPrivacy
-from stprivacy.pipeline import erasure_ratios, phase2_clips
+from stprivacy.pipeline import phase2_clips
 from stprivacy.runtime import seed_everything
 from stprivacy.training.batches import iterate_batches
-from stprivacy.training.erasure import fit_erasers
+from stprivacy.training.erasure import erasure_ratios, fit_erasers
 from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2

@@ -223,6 +223,12 @@ class TrainConfig:
     #: so no linear reader of them beats chance on the fitting clips. Needs a rank-limited decoder
     #: (``phase2_output_rank`` or ``model.output_rank``).
     linear_erasure: bool = False
+    #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
+    #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
+    #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
+    #: ratios (``model.keep_ratio``, ``evaluate.keep_ratios`` and 1) instead of ``keep_ratio_range``.
+    erasure_refit_every: int = 0
+    erasure_refit_clips: int = 1600
     #: Weight of a learner-free colour-invariance term in phase 2 (0 = the paper): the kept tubelets of the output
     #: must not change when the input clip is re-coloured at random (channel order, per-channel gamma in
     #: [1/``colour_invariance_gamma``, ``colour_invariance_gamma``], inversion), decided through the same keep
@@ -310,6 +316,10 @@ class TrainConfig:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
         if self.phase2_output_rank < 0:
             raise ConfigError("train.phase2_output_rank must be >= 0 (0 = no limit)")
+        if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:
+            raise ConfigError("train.erasure_refit_every must be >= 0 and train.erasure_refit_clips >= 2")
+        if self.erasure_refit_every and not self.linear_erasure:
+            raise ConfigError("train.erasure_refit_every refits the linear erasers: set train.linear_erasure")
         if self.shape_invariance < 0 or self.shape_invariance_size < 2:
             raise ConfigError("train.shape_invariance must be >= 0 and train.shape_invariance_size >= 2 "
                               "(a 1-pixel morphology changes nothing)")

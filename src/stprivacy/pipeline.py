@@ -31,7 +31,7 @@ from stprivacy.models.pretrained import with_pretrained
 from stprivacy.runtime import seed_everything
 from stprivacy.training import distributed
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, read_metadata, save_checkpoint
-from stprivacy.training.erasure import fit_erasers
+from stprivacy.training.erasure import erasure_ratios, fit_erasers
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2
 from stprivacy.training.run_dir import RunDir
@@ -233,12 +233,6 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
     distributed.barrier()
     run.log("trained")
     return model
-
-
-def erasure_ratios(cfg: ExperimentConfig) -> list[float]:
-    """The keep ratios a run's linear erasers are fitted for: training's, the evaluated ones, and 1 (the
-    anonymization-only ablation)."""
-    return sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios}, reverse=True)
 
 
 def require_erasers(model: STPrivacy, keep_ratios, what: str) -> None:

@@ -2,12 +2,13 @@
 
 import torch
 
+from stprivacy.config import load_experiment
 from stprivacy.data.clips import ClipSet
 from stprivacy.layers.tubelets import video_to_tubelets
 from stprivacy.models import STPrivacy
 from stprivacy.models.erasure import coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
-from stprivacy.training.erasure import fit_erasers
+from stprivacy.training.erasure import fit_erasers, refit_in_loop
 
 
 def _leaky_clips(model: STPrivacy, n: int = 96) -> ClipSet:
@@ -52,3 +53,28 @@ def test_ratios_with_the_same_keep_counts_share_one_eraser():
     assert same, "the test needs a ratio near 0.7 with the same keep counts"
     fitted = fit_erasers(model, _leaky_clips(model, 24), [0.7, same[0]], RuntimeConfig())
     assert len(fitted) == 1 and len(model.erasers) == 1 and model.publishes_at(same[0])
+
+
+def test_phase_2_trains_through_erasers_refit_in_the_loop():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior")
+    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    clips = _leaky_clips(model)
+    cfg = load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true",
+                                   "train.erasure_refit_every=5", "train.erasure_refit_clips=500",
+                                   "evaluate.keep_ratios=[0.7]", "model.keep_ratio=0.7"])
+    model.train()
+    logged = refit_in_loop(model, clips, cfg, draw=3)
+    assert model.training and logged == {"keep_ratios": [1.0, 0.7], "clips": len(clips)}
+    # the training-mode (masked) forward publishes through the eraser too, with its gradient
+    video = clips.videos[:, 0].float() / 255
+    out = model(video, keep_ratio=0.7)
+    basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
+    x = coefficients(video_to_tubelets(out.video, model.grid.tubelet), out.keep_mask.reshape(len(video), -1),
+                     basis, offset).flatten(1)
+    on = clips.attributes[:, 0] == 1
+    erased_gap = float((x[on].mean(0) - x[~on].mean(0)).abs().max())
+    model.erasers.clear()
+    assert erased_gap < 0.2 * _group_gap(model.eval(), clips, 0.7)
+    out.video.sum().backward()
+    assert model.to_pixels[0].weight.grad is not None

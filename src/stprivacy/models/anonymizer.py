@@ -260,7 +260,10 @@ class STPrivacy(nn.Module):
             decisions.append(keep)
             x = self._run_segment(x, keep, blocks, stage + 1 < temporal)
         feats = self.vit.norm(x)
-        pixels = self.publish_changes(self.decode(feats) * keep.unsqueeze(-1), keep)
+        pixels = self.decode(feats) * keep.unsqueeze(-1)
+        if len(self.erasers) and self.publishes_at(keep_ratio):  # erasers refit in phase 2: train through them
+            pixels = self.erase(pixels, keep, keep_ratio)
+        pixels = self.publish_changes(pixels, keep)
         return AnonymizerOutput(
             video=tubelets_to_video(pixels, grid),
             keep_mask=keep.reshape(b, grid.slices, grid.tokens_per_slice),

@@ -22,6 +22,24 @@ from stprivacy.runtime import RuntimeConfig
 log = logging.getLogger(__name__)
 
 
+def erasure_ratios(cfg) -> list[float]:
+    """The keep ratios a run's linear erasers are fitted for: training's, the evaluated ones, and 1 (the
+    anonymization-only ablation); largest first."""
+    return sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios}, reverse=True)
+
+
+def refit_in_loop(f: STPrivacy, train: ClipSet, cfg, draw: int) -> dict:
+    """``train.erasure_refit_every``: refit every eraser on a random sample of ``erasure_refit_clips`` training
+    clips at the anonymizer's current state (phase 2 then trains through them), and put ``f`` back in training
+    mode. Deterministic in ``draw``, so every rank of a distributed run fits the same erasers."""
+    n = min(cfg.train.erasure_refit_clips, len(train))
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + draw))[:n]
+    was_training = f.training
+    ratios = fit_erasers(f, train.subset(pick), erasure_ratios(cfg), cfg.runtime)
+    f.train(was_training)
+    return {"keep_ratios": ratios, "clips": n}
+
+
 def clip_coefficients(model: STPrivacy, clips: ClipSet, keep_ratio: float, basis: torch.Tensor,
                       offset: torch.Tensor, runtime: RuntimeConfig, batch_size: int = 64) -> torch.Tensor:
     """``(N * V) x S x r`` decoder coefficients of every view of every clip (zero where dropped), before erasure."""

@@ -72,6 +72,7 @@ from stprivacy.training import distributed
 from stprivacy.training.appearance import AppearanceMatch
 from stprivacy.training.batches import epoch_batches
 from stprivacy.training.epochs import run_epochs
+from stprivacy.training.erasure import erasure_ratios, refit_in_loop
 from stprivacy.training.invariance import colour_invariance_loss, dropped_invariance_loss, shape_invariance_loss
 from stprivacy.training.linear_attacker import RidgeAttacker
 from stprivacy.training.optim import make_optimizer, warmup_cosine
@@ -427,6 +428,12 @@ def train_phase2(f: STPrivacy, train: ClipSet, cfg: ExperimentConfig, run: RunDi
                 if refreshing and index % tc.privacy_refresh_every == 0:
                     refresh_privacy(adv, opts["adversaries"])
                     run.log("privacy_refresh", phase=2, epoch=epoch + 1, batch=index)
+                if tc.erasure_refit_every and index % tc.erasure_refit_every == 0:
+                    run.log("erasure_refit", phase=2, epoch=epoch + 1, batch=index,
+                            **refit_in_loop(f, train, cfg, index))
+                if tc.erasure_refit_every:  # the ratios the erasers serve, so that each batch trains through one
+                    ratios = erasure_ratios(cfg)
+                    ratio = ratios[int(torch.randint(len(ratios), (), generator=gen))]
                 if ridge is not None and tc.privacy_ridge_refit_every and index % tc.privacy_ridge_refit_every == 0:
                     run.log("ridge_refit", phase=2, epoch=epoch + 1, batch=index,
                             **refit_ridge(ridge, f, train, cfg, index))
