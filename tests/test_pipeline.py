@@ -190,11 +190,14 @@ def test_train_and_restart_from_cli(tmp_path):
 def test_linear_erasure_is_fitted_after_phase_2_saved_and_required_at_evaluation(tmp_path, tiny_data):
     cfg = load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true"])
     run = pipeline.prepare_run(cfg, tmp_path / "run")
-    trained = pipeline.train(run, tiny_data)
+    trained = pipeline.train(run, tiny_data, val=tiny_data[1])
     wanted = sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios})
     assert trained.eraser_ratios() == wanted
     fitted = [r for r in run.read_log() if r["event"] == "linear_erasure"]
     assert fitted and fitted[0]["clips"] == len(tiny_data[0])
+    # the instrument: linear probes of the validation clips' coefficients before and after erasure
+    for a in wanted:
+        assert {f"val_linear_{w}_a{a:g}" for w in ("before", "after", "after_squares")} <= set(fitted[0])
     loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint
     video = tiny_data[1].videos[:4, 0].float() / 255
     assert torch.allclose(loaded.anonymize(video, 0.7)[0], trained.eval().anonymize(video, 0.7)[0], atol=1e-5)

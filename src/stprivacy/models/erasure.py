@@ -103,17 +103,20 @@ class LinearEraser(nn.Module):
 
     def forward(self, tubelets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, s, p = tubelets.shape
-        rank = self.basis.shape[1]
         if p != self.basis.shape[0] or s != int(self.tubelets):
             raise ValueError(f"this eraser takes {int(self.tubelets)} tubelets of {self.basis.shape[0]} values, "
                              f"got {s} of {p}")
         basis, offset = self.basis.to(tubelets.dtype), self.offset.to(tubelets.dtype)
-        c = coefficients(tubelets, keep, basis, offset).reshape(b, -1)
-        x = c[:, self.live]
-        x = x - ((x - self.mean.to(c.dtype)) @ self.right.to(c.dtype).T) @ self.left.to(c.dtype).T
-        c = c.index_copy(1, self.live, x)
+        c = self.erase_coefficients(coefficients(tubelets, keep, basis, offset))
         kept = keep.reshape(b, s, 1).to(tubelets.dtype)
-        return (offset + c.reshape(b, s, rank) @ basis.T) * kept
+        return (offset + c @ basis.T) * kept
+
+    def erase_coefficients(self, c: torch.Tensor) -> torch.Tensor:
+        """``B x S x r`` coefficients (zero where dropped) -> the same with the live entries corrected."""
+        flat = c.reshape(len(c), -1)
+        x = flat[:, self.live]
+        x = x - ((x - self.mean.to(c.dtype)) @ self.right.to(c.dtype).T) @ self.left.to(c.dtype).T
+        return flat.index_copy(1, self.live, x).reshape(c.shape)
 
 
 def coefficients(tubelets: torch.Tensor, keep: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor
