@@ -188,14 +188,14 @@ def _cmd_anonymize(args) -> None:
 
     from stprivacy.deploy import anonymize_file, pick_keep_ratio, training_stride
     from stprivacy.errors import VideoReadError
-    from stprivacy.pipeline import load_anonymizer, require_erasers
+    from stprivacy.pipeline import load_anonymizer, warn_unerased
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_anonymizer(args.run)
     keep_ratio = (pick_keep_ratio(args.run, args.max_cmap) if args.max_cmap is not None
                   else args.keep_ratio if args.keep_ratio is not None else model.cfg.keep_ratio)
-    require_erasers(model, [keep_ratio], "--keep-ratio")
+    warn_unerased(model, [keep_ratio], "--keep-ratio")
     stride = args.stride if args.stride is not None else training_stride(args.run)
     jobs = _video_jobs(args.inputs, args.output)
     failed = []
@@ -213,11 +213,11 @@ def _cmd_anonymize(args) -> None:
 
 def _cmd_export_onnx(args) -> None:
     from stprivacy.deploy.onnx_export import export_onnx
-    from stprivacy.pipeline import load_anonymizer, require_erasers
+    from stprivacy.pipeline import load_anonymizer, warn_unerased
 
     model = load_anonymizer(args.run)
     a = model.cfg.keep_ratio if args.keep_ratio is None else args.keep_ratio
-    require_erasers(model, [a], "--keep-ratio")
+    warn_unerased(model, [a], "--keep-ratio")
     print(f"exported (a={a}): {export_onnx(model, args.output, a)}")
 
 

@@ -217,16 +217,20 @@ class TrainConfig:
     #: few batches. Phase 1 keeps the full decoder, so its reconstruction still teaches the selector the actor
     #: (``model.output_rank``, the same limit from phase 1 on, loses the actor: docs/results/recipe_study.md).
     phase2_output_rank: int = 0
-    #: After phase 2 (off = the paper), fit one linear eraser per deployment keep ratio (``model.keep_ratio``,
-    #: ``evaluate.keep_ratios`` and 1) on the published training clips and their attribute labels, and publish
-    #: through it (models/erasure.py, LEACE): every attribute group then has the same mean decoder coefficients,
-    #: so no linear reader of them beats chance on the fitting clips. Needs a rank-limited decoder
-    #: (``phase2_output_rank`` or ``model.output_rank``).
+    #: After phase 2 (off = the paper), fit one linear eraser per keep ratio of ``erasure_keep_ratios`` on the
+    #: published training clips and their attribute labels, and publish through it (models/erasure.py, LEACE):
+    #: every attribute group then has the same mean decoder coefficients, so no linear reader of them beats
+    #: chance on the fitting clips. Other ratios are published without one (with a warning). Needs a
+    #: rank-limited decoder (``phase2_output_rank`` or ``model.output_rank``).
     linear_erasure: bool = False
+    #: Keep ratios that get an eraser (empty: ``model.keep_ratio`` and 1). An eraser removes up to one direction
+    #: per attribute from a clip's coefficient vector; at a = 0.4 the synth-quick clip has 8 coefficients, and
+    #: erasing 5 of them took the action from 94 to 68 (docs/results/recipe_study.md, eleventh session).
+    erasure_keep_ratios: tuple[float, ...] = ()
     #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
     #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
     #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
-    #: ratios (``model.keep_ratio``, ``evaluate.keep_ratios`` and 1) instead of ``keep_ratio_range``.
+    #: ratios (``erasure_keep_ratios``) instead of ``keep_ratio_range``.
     erasure_refit_every: int = 0
     erasure_refit_clips: int = 1600
     #: Weight of a learner-free colour-invariance term in phase 2 (0 = the paper): the kept tubelets of the output
@@ -316,6 +320,8 @@ class TrainConfig:
             raise ConfigError("train.adversary_lowpass must be >= 1 (1 = the full-resolution recognizers)")
         if self.phase2_output_rank < 0:
             raise ConfigError("train.phase2_output_rank must be >= 0 (0 = no limit)")
+        if any(not 0 < a <= 1 for a in self.erasure_keep_ratios):
+            raise ConfigError(f"train.erasure_keep_ratios must lie in (0, 1], got {list(self.erasure_keep_ratios)}")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:
             raise ConfigError("train.erasure_refit_every must be >= 0 and train.erasure_refit_clips >= 2")
         if self.erasure_refit_every and not self.linear_erasure:

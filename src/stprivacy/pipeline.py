@@ -237,14 +237,14 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
     return model
 
 
-def require_erasers(model: STPrivacy, keep_ratios, what: str) -> None:
-    """A clear error, before any work, when ``model`` publishes through linear erasers and one of ``keep_ratios``
-    (named ``what`` in the message) has none."""
-    unserved = [a for a in keep_ratios if not model.publishes_at(a)]
-    if unserved:
-        raise ConfigError(f"{what} {unserved}: this run's anonymizer publishes through linear erasers fitted at "
-                          f"{model.eraser_ratios()} only (train.linear_erasure fits them after phase 2 for "
-                          "model.keep_ratio, evaluate.keep_ratios and 1)")
+def warn_unerased(model: STPrivacy, keep_ratios, what: str) -> list[float]:
+    """When ``model`` has linear erasers, warn about the ``keep_ratios`` (named ``what``) that none of them
+    serves: those are published without one. Returns them."""
+    unerased = [a for a in keep_ratios if len(model.erasers) and not model.erases_at(a)]
+    if unerased:
+        log.warning("%s %s: published without a linear eraser (this anonymizer's erasers serve a in %s; "
+                    "train.erasure_keep_ratios chooses them)", what, unerased, model.eraser_ratios())
+    return unerased
 
 
 def load_anonymizer(run_dir: str | Path) -> STPrivacy:
@@ -291,7 +291,7 @@ def evaluate(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None) -> dict:
             fixed.append(with_fixed_views(fresh_train, (cfg.evaluate.data or cfg.data).sampling.train_views))
         return fixed[0]
     model = load_anonymizer(run.path)
-    require_erasers(model, cfg.evaluate.keep_ratios, "evaluate.keep_ratios")
+    warn_unerased(model, cfg.evaluate.keep_ratios, "evaluate.keep_ratios")
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     results: list[MethodResult] = []
 

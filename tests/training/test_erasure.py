@@ -52,7 +52,7 @@ def test_ratios_with_the_same_keep_counts_share_one_eraser():
     same = [a for a in (0.69, 0.695) if model.keep_counts(a) == model.keep_counts(0.7)]
     assert same, "the test needs a ratio near 0.7 with the same keep counts"
     fitted = fit_erasers(model, _leaky_clips(model, 24), [0.7, same[0]], RuntimeConfig())
-    assert len(fitted) == 1 and len(model.erasers) == 1 and model.publishes_at(same[0])
+    assert len(fitted) == 1 and len(model.erasers) == 1 and model.erases_at(same[0])
 
 
 def test_phase_2_trains_through_erasers_refit_in_the_loop():
@@ -62,7 +62,7 @@ def test_phase_2_trains_through_erasers_refit_in_the_loop():
     clips = _leaky_clips(model)
     cfg = load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true",
                                    "train.erasure_refit_every=5", "train.erasure_refit_clips=500",
-                                   "evaluate.keep_ratios=[0.7]", "model.keep_ratio=0.7"])
+                                   "model.keep_ratio=0.7"])
     model.train()
     logged = refit_in_loop(model, clips, cfg, draw=3)
     assert model.training and logged == {"keep_ratios": [1.0, 0.7], "clips": len(clips)}

@@ -21,7 +21,7 @@ Where this deviates from, or fills gaps in, the paper (METHOD.md sections 2 and 
   tubelets at its position over the clip (:meth:`STPrivacy.publish_changes`).
 * ``erasers`` (fitted after phase 2 when ``train.linear_erasure`` is on, :mod:`stprivacy.models.erasure`) map
   each published clip's decoder coefficients so that no linear reader tells its attributes; one per set of keep
-  counts, applied in inference only.
+  counts, applied at the ratios they serve (in training too when phase 2 refits them).
 * Masked means in the token scorer carry an epsilon: a fully dropped slice gives finite scores (the released code
   gives NaN).
 """
@@ -142,20 +142,15 @@ class STPrivacy(nn.Module):
         """The keep ratios the erasers were fitted at."""
         return sorted(round(float(e.keep_ratio), 6) for e in self.erasers.values())
 
-    def publishes_at(self, keep_ratio: float) -> bool:
-        """Whether :meth:`anonymize` can publish at ``keep_ratio``: always without erasers, else when one of them
-        serves its keep counts."""
-        return not len(self.erasers) or eraser_key(self.keep_counts(keep_ratio)) in self.erasers
+    def erases_at(self, keep_ratio: float) -> bool:
+        """Whether one of the erasers serves ``keep_ratio`` (its keep counts)."""
+        return eraser_key(self.keep_counts(keep_ratio)) in self.erasers
 
     def erase(self, tubelets: torch.Tensor, keep_mask: torch.Tensor, keep_ratio: float) -> torch.Tensor:
-        """``B x S x P`` decoded tubelets through the eraser of ``keep_ratio``; unchanged when none was fitted. A
-        model with erasers refuses a ratio none of them serves rather than publish without one."""
-        if not len(self.erasers):
+        """``B x S x P`` decoded tubelets through the eraser of ``keep_ratio``; unchanged where none serves it
+        (``train.erasure_keep_ratios`` says which ratios get one; the pipeline warns about the others)."""
+        if not self.erases_at(keep_ratio):
             return tubelets
-        if not self.publishes_at(keep_ratio):
-            raise ValueError(f"this anonymizer publishes through linear erasers fitted at keep ratios "
-                             f"{self.eraser_ratios()}, none of which keeps as many tokens as a = {keep_ratio}; "
-                             "fit one (stprivacy.training.erasure.fit_erasers) or use one of those ratios")
         key = eraser_key(self.keep_counts(keep_ratio))
         return self.erasers[key](tubelets, keep_mask.reshape(tubelets.shape[0], -1))
 
@@ -261,7 +256,7 @@ class STPrivacy(nn.Module):
             x = self._run_segment(x, keep, blocks, stage + 1 < temporal)
         feats = self.vit.norm(x)
         pixels = self.decode(feats) * keep.unsqueeze(-1)
-        if len(self.erasers) and self.publishes_at(keep_ratio):  # erasers refit in phase 2: train through them
+        if len(self.erasers):  # erasers refit in phase 2: train through them
             pixels = self.erase(pixels, keep, keep_ratio)
         pixels = self.publish_changes(pixels, keep)
         return AnonymizerOutput(

@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def erasure_ratios(cfg) -> list[float]:
-    """The keep ratios a run's linear erasers are fitted for: training's, the evaluated ones, and 1 (the
-    anonymization-only ablation); largest first."""
-    return sorted({cfg.model.keep_ratio, 1.0, *cfg.evaluate.keep_ratios}, reverse=True)
+    """The keep ratios a run's linear erasers are fitted for (``train.erasure_keep_ratios``, by default training's
+    and 1, the anonymization-only ablation); largest first."""
+    return sorted(set(cfg.train.erasure_keep_ratios or (cfg.model.keep_ratio, 1.0)), reverse=True)
 
 
 def refit_in_loop(f: STPrivacy, train: ClipSet, cfg, draw: int) -> dict:
