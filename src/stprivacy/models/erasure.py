@@ -64,8 +64,12 @@ class LinearEraser(nn.Module):
             raise ValueError(f"eraser shapes do not fit: basis {tuple(basis.shape)}, offset {tuple(offset.shape)}, "
                              f"live {tuple(live.shape)}, left {tuple(left.shape)}, right {tuple(right.shape)}, "
                              f"mean {tuple(mean.shape)}")
-        for name, value in (("basis", basis), ("offset", offset), ("left", left), ("right", right), ("mean", mean)):
+        for name, value in (("basis", basis), ("offset", offset)):
             self.register_buffer(name, value.detach().float().clone())  # never shared between erasers
+        # the correction in float64: its factors come from a whitening, and in float32 a poorly conditioned fit
+        # loses digits (ONNX and PyTorch then disagreed by 2e-3 on a 24-clip test fit)
+        for name, value in (("left", left), ("right", right), ("mean", mean)):
+            self.register_buffer(name, value.detach().double().clone())
         #: the coefficients that some fitting clip published (the rest were dropped in every one): the eraser
         #: works on these alone, so that a position every clip drops stays exactly zero and the fitted guarantee
         #: holds exactly for a fixed keep pattern. (A learned selector's clips drop different positions; zeroing
@@ -113,10 +117,10 @@ class LinearEraser(nn.Module):
 
     def erase_coefficients(self, c: torch.Tensor) -> torch.Tensor:
         """``B x S x r`` coefficients (zero where dropped) -> the same with the live entries corrected."""
-        flat = c.reshape(len(c), -1)
-        x = flat[:, self.live]
-        x = x - ((x - self.mean.to(c.dtype)) @ self.right.to(c.dtype).T) @ self.left.to(c.dtype).T
-        return flat.index_copy(1, self.live, x).reshape(c.shape)
+        flat = c.flatten(1)  # not reshape(len(c), -1): a traced export would fix the batch size
+        x = flat[:, self.live].double()
+        x = x - ((x - self.mean) @ self.right.T) @ self.left.T
+        return flat.index_copy(1, self.live, x.to(c.dtype)).reshape(c.shape)
 
 
 def coefficients(tubelets: torch.Tensor, keep: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor
