@@ -240,7 +240,7 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
 def warn_unerased(model: STPrivacy, keep_ratios, what: str) -> list[float]:
     """When ``model`` has linear erasers, warn about the ``keep_ratios`` (named ``what``) that none of them
     serves: those are published without one. Returns them."""
-    unerased = [a for a in keep_ratios if len(model.erasers) and not model.erases_at(a)]
+    unerased = [a for a in keep_ratios if not model.erases_at(a)] if len(model.erasers) else []
     if unerased:
         log.warning("%s %s: published without a linear eraser (this anonymizer's erasers serve a in %s; "
                     "train.erasure_keep_ratios chooses them)", what, unerased, model.eraser_ratios())

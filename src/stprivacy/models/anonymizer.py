@@ -149,10 +149,10 @@ class STPrivacy(nn.Module):
     def erase(self, tubelets: torch.Tensor, keep_mask: torch.Tensor, keep_ratio: float) -> torch.Tensor:
         """``B x S x P`` decoded tubelets through the eraser of ``keep_ratio``; unchanged where none serves it
         (``train.erasure_keep_ratios`` says which ratios get one; the pipeline warns about the others)."""
-        if not self.erases_at(keep_ratio):
+        if not len(self.erasers):  # the common case, and every training step of a run without erasers
             return tubelets
-        key = eraser_key(self.keep_counts(keep_ratio))
-        return self.erasers[key](tubelets, keep_mask.reshape(tubelets.shape[0], -1))
+        eraser = self.erasers[key] if (key := eraser_key(self.keep_counts(keep_ratio))) in self.erasers else None
+        return tubelets if eraser is None else eraser(tubelets, keep_mask.reshape(tubelets.shape[0], -1))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # saved erasers exist only after fitting: build empty ones of the saved shapes to load into
@@ -255,9 +255,8 @@ class STPrivacy(nn.Module):
             decisions.append(keep)
             x = self._run_segment(x, keep, blocks, stage + 1 < temporal)
         feats = self.vit.norm(x)
-        pixels = self.decode(feats) * keep.unsqueeze(-1)
-        if len(self.erasers):  # erasers refit in phase 2: train through them
-            pixels = self.erase(pixels, keep, keep_ratio)
+        # with erasers refit in phase 2 (train.erasure_refit_every), training goes through them too
+        pixels = self.erase(self.decode(feats) * keep.unsqueeze(-1), keep, keep_ratio)
         pixels = self.publish_changes(pixels, keep)
         return AnonymizerOutput(
             video=tubelets_to_video(pixels, grid),

@@ -61,11 +61,10 @@ def erasure_readings(model: STPrivacy, val: ClipSet, runtime: RuntimeConfig) -> 
     over the attributes of a linear probe (logistic regression, out of fold on ``val``) on the clips' coefficient
     vectors before and after erasure, and after erasure on the coefficients and their squares (a second-order
     reader, which an eraser of first moments does not stop)."""
-    basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
     out = {}
     for eraser in model.erasers.values():
         a = round(float(eraser.keep_ratio), 6)
-        before = clip_coefficients(model, val, a, basis, offset, runtime)
+        before = clip_coefficients(model, val, a, eraser.basis, eraser.offset, runtime)
         after = eraser.erase_coefficients(before).flatten(1)
         before = before.flatten(1)
         attributes = val.attributes.repeat_interleave(val.views, dim=0)
