@@ -196,6 +196,8 @@ def test_linear_erasure_is_fitted_after_phase_2_saved_and_warned_about_where_abs
     assert fitted and fitted[0]["clips"] == len(tiny_data[0])
     # the instrument: linear probes of the validation clips' coefficients before and after erasure
     assert {f"val_linear_{w}_a0.7" for w in ("before", "after", "after_squares")} <= set(fitted[0])
+    # and what it cost the action, as a linear reader of the coefficients sees it (top-1 in %)
+    assert all(0 <= fitted[0][f"val_linear_action_{w}_a0.7"] <= 100 for w in ("before", "after"))
     loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint
     video = tiny_data[1].videos[:4, 0].float() / 255
     assert torch.allclose(loaded.anonymize(video, 0.7)[0], trained.eval().anonymize(video, 0.7)[0], atol=1e-5)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stprivacy.evaluation.leakage import colour_probe, fine_pattern_share
+from stprivacy.evaluation.leakage import action_probe, colour_probe, fine_pattern_share
 from stprivacy.models.baselines.fixed import pixelate
 
 
@@ -85,3 +85,12 @@ def test_attribute_difference_maps_show_where_and_in_which_colour_an_attribute_d
     # an attribute every clip has gives a zero map, not NaN
     assert torch.equal(attribute_difference_maps(videos, torch.ones(len(videos), 1, dtype=torch.long)),
                        torch.zeros(1, 3, 16, 16))
+
+
+def test_action_probe_reads_classes_placed_along_a_direction_and_not_shuffled_ones():
+    g = torch.Generator().manual_seed(0)
+    actions = torch.randint(0, 4, (200,), generator=g)
+    feats = torch.randn(200, 6, generator=g)
+    feats[:, 2] += 3.0 * actions  # the class is a level along one feature
+    assert action_probe(feats.numpy(), actions) > 90
+    assert action_probe(feats.numpy(), actions[torch.randperm(200, generator=g)]) < 45  # chance is 25

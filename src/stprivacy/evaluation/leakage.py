@@ -70,6 +70,16 @@ def linear_probe(feats: np.ndarray, attributes: torch.Tensor, folds: int = 2, se
     return np.array(aps)
 
 
+def action_probe(feats: np.ndarray, actions: torch.Tensor, folds: int = 2, seed: int = 0) -> float:
+    """Top-1 (in %) of a multinomial logistic regression on ``N x D`` features predicting the action, out of fold:
+    how much of the action a linear reader finds in them."""
+    labels = actions.numpy()
+    predicted = np.zeros(len(labels), dtype=labels.dtype)
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(feats, labels):
+        predicted[held] = LogisticRegression(max_iter=2000).fit(feats[fit], labels[fit]).predict(feats[held])
+    return float(100 * (predicted == labels).mean())
+
+
 def colour_probe(videos: torch.Tensor, attributes: torch.Tensor, folds: int = 2, seed: int = 0) -> np.ndarray:
     """Per-attribute AP (in %) of a logistic regression on :func:`colour_histograms`, out of fold."""
     return linear_probe(colour_histograms(videos), attributes, folds, seed)

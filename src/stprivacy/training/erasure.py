@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.data.disk import flat_clips
-from stprivacy.evaluation.leakage import linear_probe
+from stprivacy.evaluation.leakage import action_probe, linear_probe
 from stprivacy.models import STPrivacy
 from stprivacy.models.erasure import LinearEraser, coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
@@ -59,18 +59,22 @@ def clip_coefficients(model: STPrivacy, clips: ClipSet, keep_ratio: float, basis
 def erasure_readings(model: STPrivacy, val: ClipSet, runtime: RuntimeConfig) -> dict[str, float]:
     """The instrument of the erasers, on validation clips they were not fitted on: per keep ratio, the mean AP
     over the attributes of a linear probe (logistic regression, out of fold on ``val``) on the clips' coefficient
-    vectors before and after erasure, and after erasure on the coefficients and their squares (a second-order
-    reader, which an eraser of first moments does not stop)."""
+    vectors before and after erasure, after erasure on the coefficients and their squares (a second-order
+    reader, which an eraser of first moments does not stop), and the top-1 of a linear action probe before and
+    after (what the eraser cost the action, as far as a linear reader sees)."""
     out = {}
+    attributes = val.attributes.repeat_interleave(val.views, dim=0)
+    actions = val.actions.repeat_interleave(val.views, dim=0)
     for eraser in model.erasers.values():
         a = round(float(eraser.keep_ratio), 6)
         before = clip_coefficients(model, val, a, eraser.basis, eraser.offset, runtime)
         after = eraser.erase_coefficients(before).flatten(1)
         before = before.flatten(1)
-        attributes = val.attributes.repeat_interleave(val.views, dim=0)
         for name, feats in (("before", before), ("after", after), ("after_squares", torch.cat([after, after ** 2], 1))):
-            live = feats[:, feats.std(0) > 0]
-            out[f"val_linear_{name}_a{a:g}"] = float(linear_probe(live.double().numpy(), attributes).mean())
+            live = feats[:, feats.std(0) > 0].double().numpy()
+            out[f"val_linear_{name}_a{a:g}"] = float(linear_probe(live, attributes).mean())
+            if name != "after_squares":
+                out[f"val_linear_action_{name}_a{a:g}"] = action_probe(live, actions)
     return out
 
 
