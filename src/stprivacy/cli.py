@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feed the model every STRIDE-th frame, in interleaved clips, so it sees motion at its "
                         "training time scale (default: the run's data.sampling.stride; every frame is still output)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all available)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda[:i]")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="auto: bf16 autocast on a GPU, fp32 on a CPU (bf16 on CPUs without AVX-512 BF16 is slow)")
+    p.add_argument("--batch", type=int, default=8,
+                   help="windows of frames per forward pass (a GPU wants several; the output is the same)")
 
     p = sub.add_parser("export-onnx", help="export a run's inference-mode anonymizer to ONNX at one keep ratio")
     p.add_argument("--run", required=True)
@@ -189,9 +194,11 @@ def _cmd_anonymize(args) -> None:
     from stprivacy.deploy import anonymize_file, pick_keep_ratio, training_stride
     from stprivacy.errors import VideoReadError
     from stprivacy.pipeline import load_anonymizer, warn_unerased
+    from stprivacy.runtime import RuntimeConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    runtime = RuntimeConfig(device=args.device, precision=args.precision)
     model = load_anonymizer(args.run)
     keep_ratio = (pick_keep_ratio(args.run, args.max_cmap) if args.max_cmap is not None
                   else args.keep_ratio if args.keep_ratio is not None else model.cfg.keep_ratio)
@@ -202,7 +209,8 @@ def _cmd_anonymize(args) -> None:
     for src, dst in tqdm(jobs, desc=f"anonymize a={keep_ratio}", unit="video", disable=len(jobs) == 1):
         try:
             n = anonymize_file(model, src, dst, keep_ratio, output_scale=args.scale, side_by_side=args.side_by_side,
-                               tile_scale=args.tile_scale, stride=stride)
+                               tile_scale=args.tile_scale, stride=stride, windows_per_batch=args.batch,
+                               runtime=runtime)
             print(f"{src} -> {dst} ({n} frames, a={keep_ratio}, frame stride {stride})")
         except VideoReadError as exc:
             failed.append(str(src))

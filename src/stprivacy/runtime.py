@@ -47,6 +47,11 @@ class RuntimeConfig:
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
             device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            from stprivacy.errors import ConfigError
+
+            raise ConfigError(f"device {self.device!r} asked for, but this torch sees no CUDA GPU "
+                              f"(torch {torch.__version__}); use device cpu or auto")
         if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return device

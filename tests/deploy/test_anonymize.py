@@ -61,8 +61,11 @@ def test_file_output_has_no_metadata_no_audio_and_every_frame(tiny_model, tagged
     assert not set(tags) & set(SECRETS)
 
 
-def test_dropped_tubelets_are_exactly_zero_in_streamed_frames(tiny_model, shared_data):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_dropped_tubelets_are_exactly_zero_in_streamed_frames(tiny_model, shared_data, precision):
+    """Also under bf16 autocast (a GPU's default): the keep decision of that forward pass is what blackens."""
     from stprivacy.data.video_io import iter_frames
+    from stprivacy.runtime import RuntimeConfig
 
     frames = []
     for f in iter_frames(shared_data / "real_videos" / "vtest.avi"):
@@ -70,14 +73,32 @@ def test_dropped_tubelets_are_exactly_zero_in_streamed_frames(tiny_model, shared
         if len(frames) == 8:
             break
     framing = Framing(32, 576, 768)
-    out = np.stack(list(anonymize_frames(tiny_model, frames, 0.7, framing=framing)))
-    _, keep = tiny_model.anonymize(framing.to_model(np.stack(frames)).unsqueeze(0), 0.7)
+    runtime = RuntimeConfig(device="cpu", precision=precision)
+    out = np.stack(list(anonymize_frames(tiny_model, frames, 0.7, framing=framing, runtime=runtime)))
+    with runtime.autocast(torch.device("cpu")):
+        _, keep = tiny_model.anonymize(framing.to_model(np.stack(frames)).unsqueeze(0), 0.7)
     top, left, h, w = framing.content
     full = np.zeros((8, 32, 32, 3), np.uint8)
     full[:, top:top + h, left:left + w] = out
     tub = full.reshape(4, 2, 4, 8, 4, 8, 3).transpose(0, 2, 4, 1, 3, 5, 6).reshape(4, 16, -1)
     dropped = keep[0].numpy() == 0
     assert dropped.any() and np.count_nonzero(tub[dropped]) == 0
+    assert np.count_nonzero(tub[~dropped]) > 0
+
+
+def test_windows_batched_together_give_the_frames_each_window_gives_alone(tiny_model):
+    from stprivacy.deploy import Tiling
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(37)]  # 4 windows of 8 and 5
+    for kwargs in ({}, {"stride": 2}, {"framing": Tiling(tiny_model.cfg.img_size, 24, 32, 2.0)},
+                   {"side_by_side": True}):
+        alone = list(anonymize_frames(tiny_model, frames, 0.7, **kwargs))
+        batched = list(anonymize_frames(tiny_model, frames, 0.7, windows_per_batch=3, **kwargs))
+        assert len(batched) == len(alone) == 37
+        assert all(np.array_equal(a, b) for a, b in zip(alone, batched, strict=True)), kwargs
+    with pytest.raises(STPrivacyError, match="windows per batch"):
+        next(anonymize_frames(tiny_model, frames, 0.7, windows_per_batch=0))
 
 
 def test_streaming_reads_at_most_one_window_ahead(tiny_model):
@@ -127,6 +148,9 @@ def test_cli_anonymize_end_to_end_and_errors(tmp_path, tagged_clip, capsys):
     assert "broken.avi" in capsys.readouterr().err
     assert main(["anonymize", "--run", str(run), "--keep-ratio", "0.1", str(tagged_clip), "-o", str(out)]) == 2
     assert "keeps no token" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # a GPU asked for where there is none: a clear error, not a torch trace
+        assert main(["anonymize", "--run", str(run), "--device", "cuda", str(tagged_clip), "-o", str(out)]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     assert main(["anonymize", "--run", str(run), str(tagged_clip), "-o", str(blocker / "x.mp4")]) == 2

@@ -28,6 +28,7 @@ from stprivacy.deploy.framing import Framing, Tiling
 from stprivacy.errors import ConfigError, STPrivacyError
 from stprivacy.layers.tubelets import kept_pixels
 from stprivacy.models import STPrivacy
+from stprivacy.runtime import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,33 @@ def _windows(frames: Iterable[np.ndarray], length: int) -> Iterator[tuple[np.nda
         yield np.stack(buf), real
 
 
+def _groups(windows: Iterator[tuple[np.ndarray, int]], size: int) -> Iterator[list[tuple[np.ndarray, int]]]:
+    """Consecutive groups of ``size`` windows (the last one may be shorter)."""
+    while group := list(itertools.islice(windows, size)):
+        yield group
+
+
 @torch.inference_mode()
 def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio: float, *,
                      framing: Framing | Tiling | None = None, side_by_side: bool = False,
-                     stride: int = 1) -> Iterator[np.ndarray]:
+                     stride: int = 1, windows_per_batch: int = 1,
+                     runtime: RuntimeConfig | None = None) -> Iterator[np.ndarray]:
     """Anonymize an iterable of H x W x 3 uint8 frames (a file, a camera) into anonymized frames, lazily.
 
     ``stride``: the temporal sampling stride the model was trained with (see the module's docstring).
+    ``windows_per_batch``: windows anonymized in one forward pass (a GPU wants several; each window still gets
+    exactly the clip it would get alone, and the stream is read that many windows ahead).
+    ``runtime``: where the model runs and in which precision (default: the CPU in fp32; ``RuntimeConfig()``
+    takes a GPU when there is one, in bf16 autocast there).
     With ``side_by_side`` every output frame shows raw | kept tubelets | anonymized, for inspection only.
     """
     if stride < 1:
         raise ConfigError(f"frame stride must be >= 1, got {stride}")
-    model.eval()
+    if windows_per_batch < 1:
+        raise ConfigError(f"windows per batch must be >= 1, got {windows_per_batch}")
+    runtime = runtime or RuntimeConfig(device="cpu", precision="fp32")
+    device = runtime.torch_device()
+    model.to(device).eval()
     cfg = model.cfg
     iterator = iter(frames)
     if framing is None:  # letterbox to the size of the first frame
@@ -66,32 +82,44 @@ def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio:
             return
         framing = Framing(cfg.img_size, first.shape[0], first.shape[1])
         iterator = itertools.chain([first], iterator)
-    for window, real in _windows(iterator, cfg.num_frames * stride):
-        clips = [_anonymize_clip(model, framing, window[k::stride], keep_ratio, side_by_side) for k in range(stride)]
-        out = np.empty((len(window), *clips[0].shape[1:]), dtype=clips[0].dtype)
-        for k, clip in enumerate(clips):
-            out[k::stride] = clip
-        yield from out[:real]
+    for group in _groups(_windows(iterator, cfg.num_frames * stride), windows_per_batch):
+        clips = [window[k::stride] for window, _ in group for k in range(stride)]
+        outs = iter(_anonymize_clips(model, framing, clips, keep_ratio, side_by_side, device, runtime))
+        for window, real in group:
+            parts = [next(outs) for _ in range(stride)]
+            out = np.empty((len(window), *parts[0].shape[1:]), dtype=parts[0].dtype)
+            for k, part in enumerate(parts):
+                out[k::stride] = part
+            yield from out[:real]
 
 
-def _anonymize_clip(model: STPrivacy, framing: Framing | Tiling, frames: np.ndarray, keep_ratio: float,
-                    side_by_side: bool) -> np.ndarray:
-    """One clip of the model's length: T x H x W x 3 uint8 in, the anonymized frames (or the inspection view) out."""
-    x = framing.batch(frames)
-    anonymized, keep = model.anonymize(x, keep_ratio)
-    out = framing.unbatch(anonymized)
-    if side_by_side:
-        kept = framing.unbatch(kept_pixels(x, keep, model.grid.tubelet))
-        out = np.concatenate([framing.unbatch(x), kept, out], axis=2)
-    return out
+def _anonymize_clips(model: STPrivacy, framing: Framing | Tiling, clips: list[np.ndarray], keep_ratio: float,
+                     side_by_side: bool, device: torch.device, runtime: RuntimeConfig) -> Iterator[np.ndarray]:
+    """Clips of the model's length (T x H x W x 3 uint8 each), anonymized in one forward pass: each clip's
+    anonymized frames (or inspection view), in order."""
+    inputs = [framing.batch(frames) for frames in clips]  # 1 x ... (letterbox) or tiles x ... per clip
+    with runtime.autocast(device):
+        anonymized, keep = model.anonymize(torch.cat(inputs).to(device), keep_ratio)
+    anonymized, keep = anonymized.float().cpu(), keep.cpu()
+    start = 0
+    for x in inputs:
+        end = start + len(x)
+        out = framing.unbatch(anonymized[start:end])
+        if side_by_side:
+            kept = framing.unbatch(kept_pixels(x, keep[start:end], model.grid.tubelet))
+            out = np.concatenate([framing.unbatch(x), kept, out], axis=2)
+        start = end
+        yield out
 
 
 def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_ratio: float, *,
                    output_scale: int = 1, side_by_side: bool = False, fps: float | None = None,
-                   tile_scale: float | None = None, stride: int = 1) -> int:
+                   tile_scale: float | None = None, stride: int = 1, windows_per_batch: int = 1,
+                   runtime: RuntimeConfig | None = None) -> int:
     """Anonymize one video file into an H.264 mp4; returns the number of frames written.
 
-    ``tile_scale`` switches from letterboxing to tiling the frame (scaled by that factor) with model-size tiles.
+    ``tile_scale`` switches from letterboxing to tiling the frame (scaled by that factor) with model-size tiles;
+    ``windows_per_batch`` and ``runtime`` as in :func:`anonymize_frames`.
     """
     src, dst = Path(src), Path(dst)
     fps = fps or probe_fps(src)
@@ -107,7 +135,8 @@ def anonymize_file(model: STPrivacy, src: str | Path, dst: str | Path, keep_rati
     count = 0
     with VideoWriter(dst, fps=fps) as writer:
         for frame in anonymize_frames(model, itertools.chain([first], frames), keep_ratio, framing=framing,
-                                      side_by_side=side_by_side, stride=stride):
+                                      side_by_side=side_by_side, stride=stride,
+                                      windows_per_batch=windows_per_batch, runtime=runtime):
             writer.write(frame)
             count += 1
     return count
