@@ -23,9 +23,9 @@ import torch
 
 from stprivacy.data.build import build_datasets
 from stprivacy.evaluation.phase3 import anonymize_clips, evaluate_clips
-from stprivacy.models.erasure import LinearEraser, decoder_basis, eraser_key
+from stprivacy.models.erasure import decoder_basis, eraser_key
 from stprivacy.pipeline import load_anonymizer
-from stprivacy.training.erasure import clip_coefficients
+from stprivacy.training.erasure import clip_coefficients, fit_eraser
 from stprivacy.training.run_dir import RunDir
 
 
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
         x = clip_coefficients(model, half_a, a, basis, offset, cfg.runtime)
         attributes = half_a.attributes.float().repeat_interleave(half_a.views, dim=0)
-        refit = LinearEraser.fit(basis, offset, x, attributes, a)
+        refit = fit_eraser(basis, offset, x, attributes, a, cfg.train.erasure_second_order,
+                           cfg.train.erasure_distortion)
         for name, eraser in (("eraser fitted on half A", refit), ("the run's eraser (both halves)", own),
                              ("no eraser", None)):
             judged = copy.deepcopy(model)

@@ -108,7 +108,8 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
         if "2" in phases:
             model, adv = train_phase2(model, phase2_clips(train, cfg), cfg, run, val)
             if cfg.train.linear_erasure:  # as pipeline.train does: on the phase-2 training clips
-                fit_erasers(model, train, erasure_ratios(cfg), cfg.runtime)
+                fit_erasers(model, train, erasure_ratios(cfg), cfg.runtime, cfg.train.erasure_second_order,
+                            cfg.train.erasure_distortion)
         epochs = [e for e in run.read_log() if e["event"] == "epoch"]
     row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
     if catchup and adv is not None:

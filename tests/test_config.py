@@ -82,3 +82,13 @@ def test_linear_erasure_needs_a_rank_limited_decoder(override):
     with pytest.raises(ConfigError, match="rank-limited decoder"):
         load_experiment("tiny", ["train.linear_erasure=true", *override])
     assert load_experiment("tiny", ["train.linear_erasure=true", "train.phase2_output_rank=2"]).train.linear_erasure
+
+
+def test_a_second_order_guard_needs_linear_erasure_and_a_non_negative_distortion():
+    with pytest.raises(ConfigError, match="set train.linear_erasure"):
+        load_experiment("tiny", ["train.erasure_second_order=true"])
+    with pytest.raises(ConfigError, match="erasure_distortion"):
+        load_experiment("tiny", ["train.erasure_distortion=-1"])
+    cfg = load_experiment("tiny", ["train.linear_erasure=true", "train.phase2_output_rank=2",
+                                   "train.erasure_second_order=true"])
+    assert cfg.train.erasure_second_order and cfg.train.erasure_distortion == 0.1

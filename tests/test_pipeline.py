@@ -188,14 +188,15 @@ def test_train_and_restart_from_cli(tmp_path):
 
 def test_linear_erasure_is_fitted_after_phase_2_saved_and_warned_about_where_absent(tmp_path, tiny_data, caplog):
     cfg = load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true",
-                                   "train.erasure_keep_ratios=[0.7]"])
+                                   "train.erasure_keep_ratios=[0.7]", "train.erasure_second_order=true"])
     run = pipeline.prepare_run(cfg, tmp_path / "run")
     trained = pipeline.train(run, tiny_data, val=tiny_data[1])
     assert trained.eraser_ratios() == [0.7]
+    assert all(e.guard is not None for e in trained.erasers.values())  # train.erasure_second_order
     fitted = [r for r in run.read_log() if r["event"] == "linear_erasure"]
     assert fitted and fitted[0]["clips"] == len(tiny_data[0])
     # the instrument: linear probes of the validation clips' coefficients before and after erasure
-    assert {f"val_linear_{w}_a0.7" for w in ("before", "after", "after_squares")} <= set(fitted[0])
+    assert {f"val_linear_{w}_a0.7" for w in ("before", "after", "after_squares", "after_quadratic")} <= set(fitted[0])
     # and what it cost the action, as a linear reader of the coefficients sees it (top-1 in %)
     assert all(0 <= fitted[0][f"val_linear_action_{w}_a0.7"] <= 100 for w in ("before", "after"))
     loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint

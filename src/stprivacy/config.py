@@ -227,6 +227,13 @@ class TrainConfig:
     #: per attribute from a clip's coefficient vector; at a = 0.4 the synth-quick clip has 8 coefficients, and
     #: erasing 5 of them took the action from 94 to 68 (docs/results/recipe_study.md, eleventh session).
     erasure_keep_ratios: tuple[float, ...] = ()
+    #: With ``linear_erasure``: after each eraser's linear correction, a second-order guard (models/erasure.py):
+    #: a small network on the coefficients, fitted in closed loop so that no linear reader of the coefficients,
+    #: their squares and their products within a tubelet explains the attributes. Cell mean squares (the ridge
+    #: attacker's second half) are such quadratic forms; the linear correction leaves them readable.
+    erasure_second_order: bool = False
+    #: The guard's weight on its own mean squared change (standardised units) against the leak it removes.
+    erasure_distortion: float = 0.1
     #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
     #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
     #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
@@ -322,6 +329,10 @@ class TrainConfig:
             raise ConfigError("train.phase2_output_rank must be >= 0 (0 = no limit)")
         if any(not 0 < a <= 1 for a in self.erasure_keep_ratios):
             raise ConfigError(f"train.erasure_keep_ratios must lie in (0, 1], got {list(self.erasure_keep_ratios)}")
+        if self.erasure_distortion < 0:
+            raise ConfigError(f"train.erasure_distortion must be >= 0, got {self.erasure_distortion}")
+        if self.erasure_second_order and not self.linear_erasure:
+            raise ConfigError("train.erasure_second_order guards the linear erasers: set train.linear_erasure")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:
             raise ConfigError("train.erasure_refit_every must be >= 0 and train.erasure_refit_clips >= 2")
         if self.erasure_refit_every and not self.linear_erasure:

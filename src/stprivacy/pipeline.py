@@ -224,7 +224,8 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
         train_phase1(model, train_clips, cfg, run, val)
     model, _ = train_phase2(model, phase2_clips(train_clips, cfg), cfg, run, val)
     if cfg.train.linear_erasure:  # deterministic: every rank fits the same erasers
-        ratios = fit_erasers(model, train_clips, erasure_ratios(cfg), cfg.runtime)
+        ratios = fit_erasers(model, train_clips, erasure_ratios(cfg), cfg.runtime, cfg.train.erasure_second_order,
+                             cfg.train.erasure_distortion)
         readings = erasure_readings(model, val, cfg.runtime) if val is not None else {}
         run.log("linear_erasure", keep_ratios=ratios, clips=len(train_clips) * train_clips.views, **readings)
         report_readings(readings, "linear erasure")

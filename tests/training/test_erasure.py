@@ -8,7 +8,14 @@ from stprivacy.layers.tubelets import video_to_tubelets
 from stprivacy.models import STPrivacy
 from stprivacy.models.erasure import coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
-from stprivacy.training.erasure import fit_erasers, refit_in_loop
+from stprivacy.training.erasure import (
+    fit_erasers,
+    fit_second_order_guard,
+    linear_leak,
+    quadratic_features,
+    refit_in_loop,
+    tubelet_pairs,
+)
 
 
 def _leaky_clips(model: STPrivacy, n: int = 96) -> ClipSet:
@@ -78,3 +85,58 @@ def test_phase_2_trains_through_erasers_refit_in_the_loop():
     assert erased_gap < 0.2 * _group_gap(model.eval(), clips, 0.7)
     out.video.sum().backward()
     assert model.to_pixels[0].weight.grad is not None
+
+
+def _spread_leak(n: int = 1200, seed: int = 0):
+    """Coefficients of 4 tubelets x 2 whose group means are equal but whose spread follows attribute 0 (what a
+    linear eraser leaves and a reader of squares finds), plus an 'action' level in the last tubelet."""
+    g = torch.Generator().manual_seed(seed)
+    attrs = (torch.rand(n, 2, generator=g) < 0.5).double()
+    actions = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 8, generator=g, dtype=torch.float64)
+    x[:, :2] *= (1 + 1.0 * attrs[:, :1])  # tubelet 0: wider when attribute 0 is on
+    x[:, 6] += 2.0 * actions  # tubelet 3: the action
+    return x, attrs, actions
+
+
+def test_tubelet_pairs_are_the_coefficients_of_one_tubelet():
+    first, second = tubelet_pairs(torch.tensor([0, 1, 4, 5, 7]), rank=2)  # tubelet 3 has one live coefficient
+    assert list(zip(first.tolist(), second.tolist(), strict=True)) == [(0, 1), (2, 3)]
+
+
+def test_a_second_order_guard_removes_a_spread_leak_and_keeps_the_action():
+    x, attrs, actions = _spread_leak()
+    pairs = tubelet_pairs(torch.arange(8), rank=2)
+    before = float(linear_leak(quadratic_features((x - x.mean(0)) / x.std(0), pairs), attrs))
+    guard = fit_second_order_guard(x, attrs, pairs, distortion=0.1)
+    out = guard(x)
+    after = float(linear_leak(quadratic_features((out - out.mean(0)) / out.std(0), pairs), attrs))
+    held_out, held_attrs, held_actions = _spread_leak(seed=1)  # and on clips it was not fitted on
+    held = guard(held_out)
+    held_before = float(linear_leak(quadratic_features((held_out - x.mean(0)) / x.std(0), pairs), held_attrs))
+    held_after = float(linear_leak(quadratic_features((held - out.mean(0)) / out.std(0), pairs), held_attrs))
+    # (a reader fitted in sample on 20 features of 1,200 clips explains about 0.008 of pure noise)
+    assert before > 0.05 and after < 0.1 * before and held_after < 0.5 * held_before
+    # the action level passes: the class means of its coordinate stay apart by what they were
+    means = torch.stack([held[held_actions == k, 6].mean() for k in range(3)])
+    assert ((means[1:] - means[:-1]) > 1.5).all()
+    # deterministic, and an unfitted guard is the identity
+    assert torch.equal(fit_second_order_guard(x, attrs, pairs, distortion=0.1)(x), out)
+
+
+def test_a_guarded_eraser_is_saved_and_rebuilt_with_its_guard():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    clips = _leaky_clips(model)
+    fit_erasers(model, clips, [0.7], RuntimeConfig(), second_order=True, distortion=0.1)
+    eraser = next(iter(model.erasers.values()))
+    assert eraser.guard is not None
+    fresh = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior")
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    video = clips.videos[:4, 0].float() / 255
+    assert torch.allclose(fresh.eval().anonymize(video, 0.7)[0], model.anonymize(video, 0.7)[0], atol=1e-6)
+    unguarded = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    unguarded.load_state_dict(model.state_dict())
+    unguarded.erasers[next(iter(model.erasers))].guard = None
+    assert (unguarded.anonymize(video, 0.7)[0] - model.anonymize(video, 0.7)[0]).abs().max() > 1e-4

@@ -159,8 +159,10 @@ class STPrivacy(nn.Module):
         head = f"{prefix}erasers."
         for name in {k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)}:
             basis, left = state_dict.get(f"{head}{name}.basis"), state_dict.get(f"{head}{name}.left")
+            hidden = state_dict.get(f"{head}{name}.guard.net.0.bias")  # a second-order guard's hidden layer
             if basis is not None and left is not None and name not in self.erasers:
-                self.erasers[name] = LinearEraser.empty(*basis.shape, *left.shape)  # left: live x directions
+                self.erasers[name] = LinearEraser.empty(*basis.shape, *left.shape,  # left: live x directions
+                                                        0 if hidden is None else len(hidden))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def no_weight_decay(self) -> set[str]:

@@ -12,9 +12,13 @@ the anonymized training clips and their attribute labels, after which every attr
 vector. It is the least change (in the coefficients' own covariance metric) that does so; the action, which does
 not depend on the attributes, keeps what it needs.
 
-What it does not do: a non-linear reader may still find the attributes (a difference of variance, or of any
-higher statistic, is untouched), and the guarantee holds on the fitting clips; on new clips it holds as far as the
-fitted group means generalise.
+What the linear correction does not do: a non-linear reader may still find the attributes (a difference of
+variance is untouched), and the guarantee holds on the fitting clips; on new clips it holds as far as the fitted
+group means generalise. The ridge attacker reads cell mean squares, which are quadratic in the coefficients, and
+read 58-61 cMAP after the linear correction. An optional :class:`SecondOrderGuard` after it (fitted by
+``training.erasure.fit_second_order_guard``) is a small residual network on the live coefficients trained, once and
+in closed loop with no adversary to chase, so that no linear reader of the coefficients, their squares and their
+products within a tubelet beats a constant predictor.
 
 An eraser serves one set of per-stage keep counts (the coefficients at a = 0.7 are not those at a = 0.4). It works
 on the full slices x positions x r grid with dropped positions at zero, so that a learned selector, whose kept
@@ -57,7 +61,8 @@ class LinearEraser(nn.Module):
     @ left.T``: the identity minus a correction of rank at most the number of attributes."""
 
     def __init__(self, basis: torch.Tensor, offset: torch.Tensor, live: torch.Tensor, left: torch.Tensor,
-                 right: torch.Tensor, mean: torch.Tensor, keep_ratio: float, tubelets: int):
+                 right: torch.Tensor, mean: torch.Tensor, keep_ratio: float, tubelets: int,
+                 guard: SecondOrderGuard | None = None):
         super().__init__()
         if (basis.dim() != 2 or offset.shape != basis.shape[:1] or live.dim() != 1 or left.dim() != 2
                 or right.shape != left.T.shape or mean.shape != left.shape[:1] or len(live) != len(mean)):
@@ -79,12 +84,16 @@ class LinearEraser(nn.Module):
         self.register_buffer("keep_ratio", torch.tensor(float(keep_ratio)))
         #: tubelets per clip (slices x positions) of the clips it was fitted on
         self.register_buffer("tubelets", torch.tensor(int(tubelets)))
+        #: optional, applied to the live coefficients after the linear correction
+        self.guard = guard
 
     @classmethod
-    def empty(cls, pixels: int, rank: int, live: int, directions: int) -> LinearEraser:
-        """An eraser of the given shape (zeros), for a saved one to be loaded into."""
+    def empty(cls, pixels: int, rank: int, live: int, directions: int, guard_hidden: int = 0) -> LinearEraser:
+        """An eraser of the given shape (zeros), for a saved one to be loaded into (``guard_hidden``: the width of
+        its :class:`SecondOrderGuard`, 0 for none)."""
+        guard = SecondOrderGuard(torch.zeros(live), torch.ones(live), guard_hidden) if guard_hidden else None
         return cls(torch.zeros(pixels, rank), torch.zeros(pixels), torch.zeros(live, dtype=torch.long),
-                   torch.zeros(live, directions), torch.zeros(directions, live), torch.zeros(live), 0.0, 0)
+                   torch.zeros(live, directions), torch.zeros(directions, live), torch.zeros(live), 0.0, 0, guard)
 
     @classmethod
     def fit(cls, basis: torch.Tensor, offset: torch.Tensor, coefficients: torch.Tensor, attributes: torch.Tensor,
@@ -120,7 +129,36 @@ class LinearEraser(nn.Module):
         flat = c.flatten(1)  # not reshape(len(c), -1): a traced export would fix the batch size
         x = flat[:, self.live].double()
         x = x - ((x - self.mean) @ self.right.T) @ self.left.T
+        if self.guard is not None:
+            x = self.guard(x)
         return flat.index_copy(1, self.live, x.to(c.dtype)).reshape(c.shape)
+
+
+class SecondOrderGuard(nn.Module):
+    """``N x d`` live coefficients -> ``x + scale * net((x - centre) / scale)``, ``net`` a one-hidden-layer tanh
+    network whose output layer starts at zero (so an unfitted guard is the identity), in float64 like the
+    correction before it."""
+
+    def __init__(self, centre: torch.Tensor, scale: torch.Tensor, hidden: int):
+        super().__init__()
+        if centre.dim() != 1 or scale.shape != centre.shape or hidden < 1:
+            raise ValueError(f"guard shapes do not fit: centre {tuple(centre.shape)}, scale {tuple(scale.shape)}, "
+                             f"hidden {hidden}")
+        self.register_buffer("centre", centre.detach().double().clone())
+        self.register_buffer("scale", scale.detach().double().clone())
+        d = len(centre)
+        self.net = nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, d)).double()
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.zeros_(self.net[2].bias)
+
+    def standardised(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` standardised as the guard sees it, and after it: ``(x - centre) / scale`` plus the network's
+        change (what :func:`~stprivacy.training.erasure.fit_second_order_guard` optimises)."""
+        z = (x - self.centre) / self.scale
+        return z + self.net(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.standardised(x) * self.scale + self.centre
 
 
 def coefficients(tubelets: torch.Tensor, keep: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor

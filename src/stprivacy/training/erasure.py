@@ -4,6 +4,12 @@ For every keep ratio it will be deployed at, the trained anonymizer decodes ever
 inference mode; each clip's coefficients in the decoder's basis, with the clip's private attributes, fit one
 LEACE eraser (:class:`~stprivacy.models.erasure.LinearEraser`), which the anonymizer then applies to everything it
 publishes at that ratio. Deterministic: no seed, no learning rate, seconds on a CPU.
+
+With ``train.erasure_second_order`` each eraser also gets a
+:class:`~stprivacy.models.erasure.SecondOrderGuard`, fitted after the linear correction by
+:func:`fit_second_order_guard`: full-batch gradient descent on one closed-form objective (how much of the attributes
+the best ridge-regularised linear reader of the coefficients, their squares and their products within a tubelet
+explains), so there is no adversary that moves and nothing to chase. Deterministic too, and seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.data.disk import flat_clips
 from stprivacy.evaluation.leakage import action_probe, linear_probe
 from stprivacy.models import STPrivacy
-from stprivacy.models.erasure import LinearEraser, coefficients, decoder_basis
+from stprivacy.models.erasure import LinearEraser, SecondOrderGuard, coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
 
 log = logging.getLogger(__name__)
@@ -36,7 +42,8 @@ def refit_in_loop(f: STPrivacy, train: ClipSet, cfg, draw: int) -> dict:
     n = min(cfg.train.erasure_refit_clips, len(train))
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + draw))[:n]
     was_training = f.training
-    ratios = fit_erasers(f, train.subset(pick), erasure_ratios(cfg), cfg.runtime)
+    ratios = fit_erasers(f, train.subset(pick), erasure_ratios(cfg), cfg.runtime, cfg.train.erasure_second_order,
+                         cfg.train.erasure_distortion)
     f.train(was_training)
     return {"keep_ratios": ratios, "clips": n}
 
@@ -59,28 +66,103 @@ def clip_coefficients(model: STPrivacy, clips: ClipSet, keep_ratio: float, basis
 def erasure_readings(model: STPrivacy, val: ClipSet, runtime: RuntimeConfig) -> dict[str, float]:
     """The instrument of the erasers, on validation clips they were not fitted on: per keep ratio, the mean AP
     over the attributes of a linear probe (logistic regression, out of fold on ``val``) on the clips' coefficient
-    vectors before and after erasure, after erasure on the coefficients and their squares (a second-order
-    reader, which an eraser of first moments does not stop), and the top-1 of a linear action probe before and
-    after (what the eraser cost the action, as far as a linear reader sees)."""
+    vectors before and after erasure; after erasure on the coefficients and their squares, and on all of
+    :func:`quadratic_features` (second-order readers, which the linear correction does not stop and a
+    second-order guard should); and the top-1 of a linear action probe before and after (what erasure cost the
+    action, as far as a linear reader sees)."""
     out = {}
     attributes = val.attributes.repeat_interleave(val.views, dim=0)
     actions = val.actions.repeat_interleave(val.views, dim=0)
     for eraser in model.erasers.values():
         a = round(float(eraser.keep_ratio), 6)
         before = clip_coefficients(model, val, a, eraser.basis, eraser.offset, runtime)
-        after = eraser.erase_coefficients(before).flatten(1)
-        before = before.flatten(1)
-        for name, feats in (("before", before), ("after", after), ("after_squares", torch.cat([after, after ** 2], 1))):
+        after = eraser.erase_coefficients(before).flatten(1)[:, eraser.live]
+        before = before.flatten(1)[:, eraser.live]
+        pairs = tubelet_pairs(eraser.live, eraser.basis.shape[1])
+        readers = {"before": before, "after": after, "after_squares": torch.cat([after, after ** 2], 1),
+                   "after_quadratic": quadratic_features(after, pairs)}
+        for name, feats in readers.items():
             live = feats[:, feats.std(0) > 0].double().numpy()
             out[f"val_linear_{name}_a{a:g}"] = float(linear_probe(live, attributes).mean())
-            if name != "after_squares":
+            if name in ("before", "after"):
                 out[f"val_linear_action_{name}_a{a:g}"] = action_probe(live, actions)
     return out
 
 
-def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig) -> list[float]:
+#: full-batch steps, hidden width and learning rate of a second-order guard's fit (Adam, float64): where the
+#: objective levelled off on the synth-quick validation seeds (recipe_study.md, twelfth session)
+GUARD_STEPS, GUARD_HIDDEN, GUARD_LR = 600, 16, 3e-3
+#: ridge of the guard's closed-form reader, on standardised features: keeps its solve well posed
+GUARD_RIDGE = 1e-2
+
+
+def tubelet_pairs(live: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs into ``live`` (entries of a flattened S x rank coefficient grid) of every two coefficients of
+    the same tubelet: a tubelet's pixels are quadratic in them together (a cell's mean square has their products)."""
+    pos = {int(v): i for i, v in enumerate(live)}
+    pairs = [(pos[v], pos[w]) for v in pos for w in pos if v < w and v // rank == w // rank]
+    first, second = zip(*pairs, strict=True) if pairs else ((), ())
+    return torch.tensor(first, dtype=torch.long), torch.tensor(second, dtype=torch.long)
+
+
+def quadratic_features(x: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``N x d`` coefficients -> the coefficients, their squares and the products of :func:`tubelet_pairs`."""
+    return torch.cat([x, x ** 2, x[:, pairs[0]] * x[:, pairs[1]]], 1)
+
+
+def linear_leak(features: torch.Tensor, attributes: torch.Tensor, ridge: float = GUARD_RIDGE) -> torch.Tensor:
+    """The variance of ``attributes`` (summed over them) that the best ridge-regularised linear reader of
+    ``features`` explains, in closed form: ``tr(C_zf (C_ff + ridge I)^-1 C_fz)``. Differentiable."""
+    f = features - features.mean(0)
+    z = attributes - attributes.mean(0)
+    cov = f.T @ f / len(f) + ridge * torch.eye(f.shape[1], dtype=f.dtype)
+    cross = f.T @ z / len(f)
+    return (cross * torch.linalg.solve(cov, cross)).sum()
+
+
+def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor],
+                           distortion: float, seed: int = 0) -> SecondOrderGuard:
+    """A guard for ``N x d`` live coefficients (after an eraser's linear correction) and their ``N x K``
+    attributes: minimises :func:`linear_leak` of its output's :func:`quadratic_features` plus ``distortion`` times
+    its mean squared change, in standardised units. The initial hidden layer comes from ``seed``."""
+    x = x.double()
+    scale = x.std(0).clamp_min(1e-8)
+    guard = SecondOrderGuard(x.mean(0), scale, GUARD_HIDDEN)
+    first = guard.net[0]
+    bound = first.in_features ** -0.5
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # nn.Linear's own init range, from a generator of our own (the global one stays put)
+        first.weight.copy_(torch.rand(first.weight.shape, generator=g, dtype=torch.float64) * 2 * bound - bound)
+        first.bias.copy_(torch.rand(first.bias.shape, generator=g, dtype=torch.float64) * 2 * bound - bound)
+    z, target = (x - guard.centre) / guard.scale, attributes.double()
+    opt = torch.optim.Adam(guard.parameters(), lr=GUARD_LR)
+    with torch.enable_grad():
+        for _ in range(GUARD_STEPS):
+            out = guard.standardised(x)
+            loss = linear_leak(quadratic_features(out, pairs), target) + distortion * ((out - z) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return guard.requires_grad_(False)
+
+
+def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attributes: torch.Tensor,
+               keep_ratio: float, second_order: bool = False, distortion: float = 0.1) -> LinearEraser:
+    """One eraser on ``x`` (N x S x r coefficients) and ``attributes``; with ``second_order`` its guard too."""
+    eraser = LinearEraser.fit(basis, offset, x, attributes, keep_ratio)
+    if second_order:
+        live = x.flatten(1)[:, eraser.live].double()
+        corrected = live - ((live - eraser.mean) @ eraser.right.T) @ eraser.left.T
+        eraser.guard = fit_second_order_guard(corrected, attributes, tubelet_pairs(eraser.live, basis.shape[1]),
+                                              distortion)
+    return eraser
+
+
+def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig,
+                second_order: bool = False, distortion: float = 0.1) -> list[float]:
     """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
-    in ``model``. Returns the ratios fitted."""
+    in ``model`` (``second_order``, ``distortion``: ``train.erasure_second_order``, ``train.erasure_distortion``).
+    Returns the ratios fitted."""
     if len(clips) < 2:
         raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
@@ -92,8 +174,8 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
             continue
         seen.add(counts)
         x = clip_coefficients(model, clips, a, basis, offset, runtime)
-        model.set_eraser(a, LinearEraser.fit(basis, offset, x, attributes, a))
+        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion))
         fitted.append(a)
-        log.info("linear eraser fitted at a=%g on %d clips (%d coefficients each, rank %d)", a, len(x),
-                 x[0].numel(), basis.shape[1])
+        log.info("linear eraser%s fitted at a=%g on %d clips (%d coefficients each, rank %d)",
+                 " and second-order guard" if second_order else "", a, len(x), x[0].numel(), basis.shape[1])
     return fitted
