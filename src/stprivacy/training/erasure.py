@@ -89,8 +89,10 @@ def erasure_readings(model: STPrivacy, val: ClipSet, runtime: RuntimeConfig) -> 
     return out
 
 
-#: full-batch steps, hidden width and learning rate of a second-order guard's fit (Adam, float64): where the
-#: objective levelled off on the synth-quick validation seeds (recipe_study.md, twelfth session)
+#: full-batch steps, hidden width and learning rate of a second-order guard's fit (Adam, float64): the setting
+#: validated on synth-quick (recipe_study.md, twelfth session), not tuned. A fit costs about 4 s for 40
+#: coefficients and 1-2 minutes for 128 (a = 1 there) on one CPU core: each step solves a reader of 2.5 x as many
+#: quadratic features.
 GUARD_STEPS, GUARD_HIDDEN, GUARD_LR = 600, 16, 3e-3
 #: ridge of the guard's closed-form reader, on standardised features: keeps its solve well posed
 GUARD_RIDGE = 1e-2
