@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--keep-ratio", type=float, default=0.7)
     ap.add_argument("--attackers", nargs="+", help="phase-3 attackers to train (default: the run's)")
+    ap.add_argument("--publications", nargs="+", choices=("half-a", "own", "none"), default=["half-a", "own", "none"],
+                    help="which to judge: the eraser fitted on half A, the run's own eraser, no eraser")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         attributes = half_a.attributes.float().repeat_interleave(half_a.views, dim=0)
         refit = fit_eraser(basis, offset, x, attributes, a, cfg.train.erasure_second_order,
                            cfg.train.erasure_distortion)
-        for name, eraser in (("eraser fitted on half A", refit), ("the run's eraser (both halves)", own),
-                             ("no eraser", None)):
+        publications = {"half-a": ("eraser fitted on half A", refit), "own": ("the run's eraser (both halves)", own),
+                        "none": ("no eraser", None)}
+        for name, eraser in (publications[p] for p in args.publications):
             judged = copy.deepcopy(model)
             judged.erasers.clear()
             if eraser is not None:

@@ -24,3 +24,9 @@ def test_three_publications_judged_on_the_held_out_half(tmp_path):
     assert all(set(r["cmap_by_attacker"]) == {"ridge"} and 0 <= r["worst_cmap"] <= 100 for r in rows)
     # three different publications of the same clips: the readings are not copies of one another
     assert len({round(r["worst_cmap"], 6) for r in rows}) > 1
+    # one publication alone, with a guarded eraser refit on half A as the run's config says
+    guarded = pipeline.prepare_run(load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true",
+                                                            "train.erasure_second_order=true"]), tmp_path / "g")
+    pipeline.train(guarded)
+    only = script.main([str(guarded.path), "--attackers", "ridge", "--publications", "half-a"])
+    assert [r["publication"] for r in only] == ["eraser fitted on half A"]
