@@ -9,16 +9,18 @@ read that vector or, in reading it, pulled the anonymizer into chasing it (docs/
 ridge fitted on published training clips reads the attributes back from small, consistent shifts of it. The
 eraser removes those shifts in closed form: an affine map of the coefficient vector, fitted once after phase 2 on
 the anonymized training clips and their attribute labels, after which every attribute group has the same mean
-vector. It is the least change (in the coefficients' own covariance metric) that does so; the action, which does
-not depend on the attributes, keeps what it needs.
+vector. It is the least change (in the coefficients' own covariance metric) that does so. It removes all the
+variance along the directions it erases, so whatever action the anonymizer carries there goes too; every
+projection that equalises the group means has the same kernel, so no other linear eraser would keep more.
 
 What the linear correction does not do: a non-linear reader may still find the attributes (a difference of
 variance is untouched), and the guarantee holds on the fitting clips; on new clips it holds as far as the fitted
 group means generalise. The ridge attacker reads cell mean squares, which are quadratic in the coefficients, and
 read 58-61 cMAP after the linear correction. An optional :class:`SecondOrderGuard` after it (fitted by
-``training.erasure.fit_second_order_guard``) is a small residual network on the live coefficients trained, once and
-in closed loop with no adversary to chase, so that no linear reader of the coefficients, their squares and their
-products within a tubelet beats a constant predictor.
+``training.erasure.fit_second_order_guard``) is a small residual network on the live coefficients, trained once
+against a reader that is solved again in closed form at every step (no adversary to chase), so that no linear
+reader of the coefficients, their squares and their products within a tubelet beats a constant predictor on the
+fitting clips.
 
 An eraser serves one set of per-stage keep counts (the coefficients at a = 0.7 are not those at a = 0.4). It works
 on the full slices x positions x r grid with dropped positions at zero, so that a learned selector, whose kept
@@ -58,7 +60,8 @@ def decoder_basis(decode, dim: int, tol: float = 1e-5) -> tuple[torch.Tensor, to
 class LinearEraser(nn.Module):
     """Decoded tubelets (``B x S x P``, dropped ones zero) -> the same with the clip's coefficient vector ``c``
     (``B x S*r``, zero at dropped positions) corrected on its ``live`` entries, ``x -> x - ((x - mean) @ right.T)
-    @ left.T``: the identity minus a correction of rank at most the number of attributes."""
+    @ left.T``: the identity minus a correction of rank at most the number of attributes, followed by its
+    :class:`SecondOrderGuard` when it has one."""
 
     def __init__(self, basis: torch.Tensor, offset: torch.Tensor, live: torch.Tensor, left: torch.Tensor,
                  right: torch.Tensor, mean: torch.Tensor, keep_ratio: float, tubelets: int,
@@ -127,11 +130,14 @@ class LinearEraser(nn.Module):
     def erase_coefficients(self, c: torch.Tensor) -> torch.Tensor:
         """``B x S x r`` coefficients (zero where dropped) -> the same with the live entries corrected."""
         flat = c.flatten(1)  # not reshape(len(c), -1): a traced export would fix the batch size
-        x = flat[:, self.live].double()
-        x = x - ((x - self.mean) @ self.right.T) @ self.left.T
+        x = self.correct(flat[:, self.live].double())
         if self.guard is not None:
             x = self.guard(x)
         return flat.index_copy(1, self.live, x.to(c.dtype)).reshape(c.shape)
+
+    def correct(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear correction alone, on ``N x live`` coefficients (float64)."""
+        return x - ((x - self.mean) @ self.right.T) @ self.left.T
 
 
 class SecondOrderGuard(nn.Module):
