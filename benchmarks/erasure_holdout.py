@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         x = clip_coefficients(model, half_a, a, basis, offset, cfg.runtime)
         attributes = half_a.attributes.float().repeat_interleave(half_a.views, dim=0)
         refit = fit_eraser(basis, offset, x, attributes, a, cfg.train.erasure_second_order,
-                           cfg.train.erasure_distortion)
+                           cfg.train.erasure_distortion, cfg.train.erasure_guard_products)
         publications = {"half-a": ("eraser fitted on half A", refit), "own": ("the run's eraser (both halves)", own),
                         "none": ("no eraser", None)}
         for name, eraser in (publications[p] for p in args.publications):

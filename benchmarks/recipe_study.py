@@ -34,7 +34,7 @@ from stprivacy.models import STPrivacy
 from stprivacy.pipeline import phase2_clips
 from stprivacy.runtime import seed_everything
 from stprivacy.training.batches import iterate_batches
-from stprivacy.training.erasure import erasure_ratios, fit_erasers
+from stprivacy.training.erasure import fit_run_erasers
 from stprivacy.training.optim import make_optimizer
 from stprivacy.training.phase1 import train_phase1
 from stprivacy.training.phase2 import train_phase2
@@ -108,8 +108,7 @@ def run_recipe(base: str, overrides: list[str], seed: int, phases: str, probe: b
         if "2" in phases:
             model, adv = train_phase2(model, phase2_clips(train, cfg), cfg, run, val)
             if cfg.train.linear_erasure:  # as pipeline.train does: on the phase-2 training clips
-                fit_erasers(model, train, erasure_ratios(cfg), cfg.runtime, cfg.train.erasure_second_order,
-                            cfg.train.erasure_distortion)
+                fit_run_erasers(model, train, cfg)
         epochs = [e for e in run.read_log() if e["event"] == "epoch"]
     row = {"overrides": overrides, "seed": seed, "phases": phases, "epochs": epochs}
     if catchup and adv is not None:

@@ -92,3 +92,5 @@ def test_a_second_order_guard_needs_linear_erasure_and_a_non_negative_distortion
     cfg = load_experiment("tiny", ["train.linear_erasure=true", "train.phase2_output_rank=2",
                                    "train.erasure_second_order=true"])
     assert cfg.train.erasure_second_order and cfg.train.erasure_distortion == 0.1
+    with pytest.raises(ConfigError, match="erasure_guard_products"):
+        load_experiment("tiny", ["train.erasure_guard_products=pairs"])

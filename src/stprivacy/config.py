@@ -234,6 +234,11 @@ class TrainConfig:
     erasure_second_order: bool = False
     #: The guard's weight on its own mean squared change (standardised units) against the leak it removes.
     erasure_distortion: float = 0.1
+    #: Which products of two coefficients the guard's reader sees: "tubelet" (within a tubelet, as the ridge
+    #: attacker's cell mean squares do) or "all" (across tubelets too: a reader of every product still read 62-64
+    #: cMAP after a "tubelet" guard on validation, 51 after an "all" one; the fit then takes minutes, not seconds:
+    #: docs/results/recipe_study.md, twelfth session).
+    erasure_guard_products: str = "tubelet"
     #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
     #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
     #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
@@ -331,6 +336,9 @@ class TrainConfig:
             raise ConfigError(f"train.erasure_keep_ratios must lie in (0, 1], got {list(self.erasure_keep_ratios)}")
         if self.erasure_distortion < 0:
             raise ConfigError(f"train.erasure_distortion must be >= 0, got {self.erasure_distortion}")
+        if self.erasure_guard_products not in ("tubelet", "all"):
+            raise ConfigError(f"train.erasure_guard_products must be 'tubelet' or 'all', got "
+                              f"{self.erasure_guard_products!r}")
         if self.erasure_second_order and not self.linear_erasure:
             raise ConfigError("train.erasure_second_order guards the linear erasers: set train.linear_erasure")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:

@@ -140,3 +140,24 @@ def test_a_guarded_eraser_is_saved_and_rebuilt_with_its_guard():
     unguarded.load_state_dict(model.state_dict())
     unguarded.erasers[next(iter(model.erasers))].guard = None
     assert (unguarded.anonymize(video, 0.7)[0] - model.anonymize(video, 0.7)[0]).abs().max() > 1e-4
+
+
+def test_a_guard_over_all_products_removes_a_leak_across_tubelets_that_a_tubelet_guard_leaves():
+    from stprivacy.training.erasure import guard_pairs
+
+    g = torch.Generator().manual_seed(2)
+    n = 1500
+    attrs = (torch.rand(n, 1, generator=g) < 0.5).double()
+    x = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    sign = 2 * attrs[:, 0] - 1
+    x[:, 2] = 0.8 * sign * x[:, 0] + 0.6 * x[:, 2]  # tubelets 0 and 1 move together or against, by the attribute
+    live = torch.arange(6)
+    every = guard_pairs(live, rank=2, products="all")
+    assert len(every[0]) == 15 and len(guard_pairs(live, rank=2)[0]) == 3
+
+    def leak(v):
+        return float(linear_leak(quadratic_features((v - v.mean(0)) / v.std(0), every), attrs))
+
+    within = fit_second_order_guard(x, attrs, guard_pairs(live, 2), distortion=0.1)(x)
+    across = fit_second_order_guard(x, attrs, every, distortion=0.1)(x)
+    assert leak(x) > 0.05 and leak(within) > 0.9 * leak(x) and leak(across) < 0.02 * leak(x)

@@ -43,8 +43,7 @@ def refit_in_loop(f: STPrivacy, train: ClipSet, cfg, draw: int) -> dict:
     n = min(cfg.train.erasure_refit_clips, len(train))
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + draw))[:n]
     was_training = f.training
-    ratios = fit_erasers(f, train.subset(pick), erasure_ratios(cfg), cfg.runtime, cfg.train.erasure_second_order,
-                         cfg.train.erasure_distortion)
+    ratios = fit_run_erasers(f, train.subset(pick), cfg)
     f.train(was_training)
     return {"keep_ratios": ratios, "clips": n}
 
@@ -108,6 +107,15 @@ def tubelet_pairs(live: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Te
     return torch.tensor(first, dtype=torch.long), torch.tensor(second, dtype=torch.long)
 
 
+def guard_pairs(live: torch.Tensor, rank: int, products: str = "tubelet") -> tuple[torch.Tensor, torch.Tensor]:
+    """The products a guard's reader sees (``train.erasure_guard_products``): :func:`tubelet_pairs`, or with
+    ``"all"`` every two of the ``live`` coefficients."""
+    if products == "all":
+        first, second = torch.triu_indices(len(live), len(live), offset=1)
+        return first, second
+    return tubelet_pairs(live, rank)
+
+
 def quadratic_features(x: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """``N x d`` coefficients -> the coefficients, their squares and the products of :func:`tubelet_pairs`."""
     return torch.cat([x, x ** 2, x[:, pairs[0]] * x[:, pairs[1]]], 1)
@@ -150,21 +158,29 @@ def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tup
 
 
 def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attributes: torch.Tensor,
-               keep_ratio: float, second_order: bool = False, distortion: float = 0.1) -> LinearEraser:
+               keep_ratio: float, second_order: bool = False, distortion: float = 0.1,
+               products: str = "tubelet") -> LinearEraser:
     """One eraser on ``x`` (N x S x r coefficients) and ``attributes``; with ``second_order`` its guard too."""
     eraser = LinearEraser.fit(basis, offset, x, attributes, keep_ratio)
     if second_order:
         corrected = eraser.correct(x.flatten(1)[:, eraser.live].double())
-        eraser.guard = fit_second_order_guard(corrected, attributes, tubelet_pairs(eraser.live, basis.shape[1]),
-                                              distortion)
+        pairs = guard_pairs(eraser.live, basis.shape[1], products)
+        eraser.guard = fit_second_order_guard(corrected, attributes, pairs, distortion)
     return eraser
 
 
+def fit_run_erasers(model: STPrivacy, clips: ClipSet, cfg) -> list[float]:
+    """:func:`fit_erasers` with a run's settings (``train.erasure_*``)."""
+    t = cfg.train
+    return fit_erasers(model, clips, erasure_ratios(cfg), cfg.runtime, t.erasure_second_order, t.erasure_distortion,
+                       t.erasure_guard_products)
+
+
 def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig,
-                second_order: bool = False, distortion: float = 0.1) -> list[float]:
+                second_order: bool = False, distortion: float = 0.1, products: str = "tubelet") -> list[float]:
     """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
-    in ``model`` (``second_order``, ``distortion``: ``train.erasure_second_order``, ``train.erasure_distortion``).
-    Returns the ratios fitted."""
+    in ``model`` (``second_order``, ``distortion``, ``products``: ``train.erasure_second_order``,
+    ``erasure_distortion``, ``erasure_guard_products``). Returns the ratios fitted."""
     if len(clips) < 2:
         raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
@@ -176,7 +192,7 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
             continue
         seen.add(counts)
         x = clip_coefficients(model, clips, a, basis, offset, runtime)
-        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion))
+        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products))
         fitted.append(a)
         log.info("linear eraser%s fitted at a=%g on %d clips (%d coefficients each, rank %d)",
                  " and second-order guard" if second_order else "", a, len(x), x[0].numel(), basis.shape[1])
