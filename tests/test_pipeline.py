@@ -11,6 +11,7 @@ from stprivacy.config import load_experiment
 from stprivacy.data.build import build_datasets
 from stprivacy.evaluation import phase3
 from stprivacy.training.checkpoint import load_state
+from stprivacy.training.erasure import MAX_PRODUCT_READER_LIVE
 from stprivacy.training.run_dir import RunDir
 
 
@@ -199,6 +200,9 @@ def test_linear_erasure_is_fitted_after_phase_2_saved_and_warned_about_where_abs
     assert {f"val_linear_{w}_a0.7" for w in ("before", "after", "after_squares", "after_quadratic")} <= set(fitted[0])
     # and what it cost the action, as a linear reader of the coefficients sees it (top-1 in %)
     assert all(0 <= fitted[0][f"val_linear_action_{w}_a0.7"] <= 100 for w in ("before", "after"))
+    # the reader of every product, fitted on train, where the clip's live coefficients are few enough to pair up
+    live = len(next(iter(trained.erasers.values())).live)
+    assert ("val_products_after_a0.7" in fitted[0]) == (live <= MAX_PRODUCT_READER_LIVE)
     loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint
     video = tiny_data[1].videos[:4, 0].float() / 255
     assert torch.allclose(loaded.anonymize(video, 0.7)[0], trained.eval().anonymize(video, 0.7)[0], atol=1e-5)

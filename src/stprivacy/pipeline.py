@@ -31,7 +31,7 @@ from stprivacy.models.pretrained import with_pretrained
 from stprivacy.runtime import seed_everything
 from stprivacy.training import distributed
 from stprivacy.training.checkpoint import checkpoint_exists, load_modules, read_metadata, save_checkpoint
-from stprivacy.training.erasure import erasure_readings, fit_run_erasers
+from stprivacy.training.erasure import erasure_readings, fit_run_erasers, product_readings
 from stprivacy.training.phase1 import report_readings, train_phase1
 from stprivacy.training.phase2 import train_phase2
 from stprivacy.training.run_dir import RunDir
@@ -225,7 +225,10 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
     model, _ = train_phase2(model, phase2_clips(train_clips, cfg), cfg, run, val)
     if cfg.train.linear_erasure:  # deterministic: every rank fits the same erasers
         ratios = fit_run_erasers(model, train_clips, cfg)
-        readings = erasure_readings(model, val, cfg.runtime) if val is not None else {}
+        readings = {}
+        if val is not None:  # the instruments: out-of-fold probes of val, and a reader fitted on the training clips
+            readings = {**erasure_readings(model, val, cfg.runtime),
+                        **product_readings(model, train_clips, val, cfg.runtime)}
         run.log("linear_erasure", keep_ratios=ratios, clips=len(train_clips) * train_clips.views, **readings)
         report_readings(readings, "linear erasure")
     if distributed.current().is_main:
