@@ -54,6 +54,8 @@ def test_overrides_are_typed():
         ("noequals", "key=value"),
         ("model.preset=vit-xl", "unknown model preset"),
         ("evaluate.ridge_moments=3", "ridge_moments"),
+        ("evaluate.subspace_rank=0", "subspace_rank"),
+        ("evaluate.attackers=[vit,pca]", "subspace"),
     ],
 )
 def test_bad_overrides_give_clear_errors(override, message):

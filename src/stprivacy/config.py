@@ -396,6 +396,13 @@ class EvalConfig:
     ridge_cells: int = 16
     ridge_alpha: float = 1e-3
     ridge_moments: int = 2
+    #: "subspace" (this project's attacker family, evaluation/subspace.py): the top ``subspace_rank`` principal
+    #: components of every tubelet position (at the anonymizer's tubelet size) over the published training clips,
+    #: and a logistic regression on at most ``subspace_scores`` of those scores and every product of two. It reads
+    #: the numbers a rank-limited decoder publishes (``train.phase2_output_rank``, whose value it should get) and
+    #: the second-order leak across tubelets that the ridge's cell moments do not hold.
+    subspace_rank: int = 2
+    subspace_scores: int = 64
     #: Methods evaluated besides STPrivacy (baselines); "raw" is the unmodified video. Non-learned: downsample2x,
     #: downsample4x, blur_weak, blur_strong, blackening; learned (trained first, see ``baselines``): vita, spact, bdq.
     baselines: tuple[str, ...] = ("raw",)
@@ -413,10 +420,12 @@ class EvalConfig:
     data: DataConfig | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.attackers) - {"vit", "frame", "ridge"}
+        unknown = set(self.attackers) - {"vit", "frame", "ridge", "subspace"}
         if unknown or not self.attackers:
-            raise ConfigError(f"evaluate.attackers must be a non-empty subset of [vit, frame, ridge], got "
+            raise ConfigError(f"evaluate.attackers must be a non-empty subset of [vit, frame, ridge, subspace], got "
                               f"{list(self.attackers)}")
+        if self.subspace_rank < 1 or self.subspace_scores < 1:
+            raise ConfigError("evaluate.subspace_rank and evaluate.subspace_scores must be >= 1")
         if self.ridge_cells < 1 or self.ridge_alpha <= 0 or self.ridge_moments not in (1, 2):
             raise ConfigError("evaluate.ridge_cells must be >= 1, evaluate.ridge_alpha > 0 and "
                               "evaluate.ridge_moments 1 or 2")

@@ -28,6 +28,7 @@ from stprivacy.data.disk import DiskVideos, flat_clips, new_videos_like, write_c
 from stprivacy.evaluation.instruments import keep_mask_from_video
 from stprivacy.evaluation.metrics import cmap, per_attribute_ap, privacy_f1, top1_accuracy
 from stprivacy.evaluation.ridge import ridge_attack
+from stprivacy.evaluation.subspace import subspace_attack
 from stprivacy.layers.tubelets import TubeletGrid, kept_pixels
 from stprivacy.models import STPrivacy, VideoRecognizer
 from stprivacy.models.pretrained import with_pretrained
@@ -120,6 +121,9 @@ def attacker_settings(kind: str, cfg: ExperimentConfig) -> dict | None:
     if kind == "ridge":
         e = cfg.evaluate
         return {"cells": e.ridge_cells, "alpha": e.ridge_alpha, "moments": e.ridge_moments}
+    if kind == "subspace":
+        e = cfg.evaluate
+        return {"tubelet": list(cfg.model.tubelet), "rank": e.subspace_rank, "scores": e.subspace_scores}
     return None
 
 
@@ -158,6 +162,8 @@ def attack(kind: str, index: int, train: ClipSet, test: ClipSet, cfg: Experiment
     use_mask = train.keep_masks is not None and kind == "vit"
     if kind == "ridge":  # solved in closed form: no seed, no epochs
         probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha, moments=e.ridge_moments)
+    elif kind == "subspace":  # deterministic too
+        probs = subspace_attack(train, test, tuple(cfg.model.tubelet), e.subspace_rank, e.subspace_scores)
     else:
         seed_everything(seed * 1000 + index + 1)
         attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
@@ -177,7 +183,7 @@ def missing_attackers(result: MethodResult, cfg: ExperimentConfig) -> list[str]:
 
 
 #: Attacker families whose result does not depend on the phase-3 seed (solved in closed form).
-SEED_FREE_ATTACKERS = ("ridge",)
+SEED_FREE_ATTACKERS = ("ridge", "subspace")
 
 
 def evaluate_clips(name: str, keep_ratio: float | None, train: ClipSet, test: ClipSet, cfg: ExperimentConfig,
