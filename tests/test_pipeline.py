@@ -111,18 +111,21 @@ def test_an_attacker_added_after_the_fact_is_the_only_thing_evaluated(tmp_path, 
                                tmp_path / "run")
     pipeline.train(run, tiny_data)
     before = {(m["name"], m["keep_ratio"]): m for m in pipeline.evaluate(run, tiny_data)["methods"]}
-    pipeline.reconfigure(run, ["evaluate.attackers=[vit,ridge]"])
+    pipeline.reconfigure(run, ["evaluate.attackers=[vit,ridge,subspace]"])
     fitted = []
     monkeypatch.setattr(phase3, "fit", lambda *a, **k: fitted.append(k.get("desc")))  # no recognizer retrains
     after = pipeline.evaluate(run, tiny_data)["methods"]
     assert fitted == []
     for m in after:
         old = before[(m["name"], m["keep_ratio"])]
-        assert list(m["attackers"]) == ["vit", "ridge"]
+        assert list(m["attackers"]) == ["vit", "ridge", "subspace"]
         assert m["action_top1"] == old["action_top1"] and m["attackers"]["vit"] == old["attackers"]["vit"]
         assert m["coverage"] == old["coverage"] and m["keep_pattern"] == old["keep_pattern"]
-        ridge = m["attackers"]["ridge"]["cmap"]
-        assert 0 < ridge <= 100 and m["privacy_cmap"] == pytest.approx(max(ridge, old["privacy_cmap"]))
+        ridge, subspace = m["attackers"]["ridge"]["cmap"], m["attackers"]["subspace"]["cmap"]
+        assert 0 < ridge <= 100 and 0 < subspace <= 100
+        assert m["privacy_cmap"] == pytest.approx(max(ridge, subspace, old["privacy_cmap"]))
+    judged = json.loads(next(run.eval_dir.glob("raw_seed0.json")).read_text())["attackers"]["subspace"]
+    assert judged["settings"] == {"tubelet": [2, 8, 8], "rank": 2, "scores": 64}  # the anonymizer's tubelets
     # and one taken away leaves the worst case to the others
     pipeline.reconfigure(run, ["evaluate.attackers=[ridge]"])
     only = pipeline.evaluate(run, tiny_data)["methods"]
