@@ -37,8 +37,8 @@ def test_components_span_each_positions_patterns():
     scores, index = tubelet_scores(clips, mean, directions, TUBELET)
     assert scores.shape == (300, 16) and torch.equal(index, torch.arange(300))
     # rank 2 published + rounding: two components per position hold nearly all of each tubelet's variation
-    centred = video_to_tubelets(to_float(clips.videos[:, 0]), TUBELET).double() - mean
-    rebuilt = torch.einsum("nsr,sdr->nsd", scores.view(300, 8, 2), directions)
+    centred = (video_to_tubelets(to_float(clips.videos[:, 0]), TUBELET) - mean).double()
+    rebuilt = torch.einsum("nsr,sdr->nsd", scores.view(300, 8, 2), directions.double())
     assert float(((centred - rebuilt) ** 2).sum() / (centred ** 2).sum()) < 0.01
 
 

@@ -28,7 +28,7 @@ from stprivacy.layers.tubelets import video_to_tubelets
 
 #: clips (views) the principal components are fitted on: the top few components of a position are well estimated
 #: from this many, and the fit stays seconds at any split size
-PCA_CLIPS = 1024
+PCA_CLIPS = 512
 #: inverse L2 strength of the logistic regressions, on standardised features (the product reader's)
 LOGISTIC_C = 0.1
 
@@ -56,8 +56,7 @@ def tubelet_components(clips: ClipSet, tubelet: tuple[int, int, int], rank: int
     means, directions = [], []
     with torch.random.fork_rng():  # a randomised SVD, seeded here so that the attacker is deterministic
         torch.manual_seed(0)
-        for position in x:
-            position = position.double()
+        for position in x:  # float32: directions good to far better than the 8-bit pixels they are read from
             mean = position.mean(0)
             _, _, v = torch.svd_lowrank(position - mean, q=min(rank + 8, *position.shape), niter=4)
             means.append(mean)
@@ -70,8 +69,8 @@ def tubelet_scores(clips: ClipSet, mean: torch.Tensor, directions: torch.Tensor,
     """``(N V) x (S rank)`` scores of every view of ``clips`` and the clip index of each row."""
     rows, index = [], []
     for idx, video in _views(clips):
-        x = video_to_tubelets(video, tubelet).double() - mean
-        rows.append(torch.einsum("bsd,sdr->bsr", x, directions).flatten(1))
+        x = video_to_tubelets(video, tubelet) - mean
+        rows.append(torch.einsum("bsd,sdr->bsr", x, directions).flatten(1).double())
         index.append(idx)
     return torch.cat(rows), torch.cat(index)
 
