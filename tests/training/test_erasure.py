@@ -9,6 +9,7 @@ from stprivacy.models import STPrivacy
 from stprivacy.models.erasure import coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
 from stprivacy.training.erasure import (
+    erasure_readings,
     fit_erasers,
     fit_second_order_guard,
     linear_leak,
@@ -134,6 +135,10 @@ def test_a_guarded_eraser_is_saved_and_rebuilt_with_its_guard():
     assert eraser.guard is not None
     fresh = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior")
     fresh.load_state_dict(model.state_dict(), strict=True)
+    # frozen like the fitted one, so the instruments can read a loaded run's erasers
+    assert not any(p.requires_grad for p in fresh.erasers.parameters())
+    readings = erasure_readings(fresh, clips, RuntimeConfig())
+    assert {"val_linear_after_a0.7", "val_linear_after_quadratic_a0.7"} <= set(readings)
     video = clips.videos[:4, 0].float() / 255
     assert torch.allclose(fresh.eval().anonymize(video, 0.7)[0], model.anonymize(video, 0.7)[0], atol=1e-6)
     unguarded = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()

@@ -95,6 +95,8 @@ class LinearEraser(nn.Module):
         """An eraser of the given shape (zeros), for a saved one to be loaded into (``guard_hidden``: the width of
         its :class:`SecondOrderGuard`, 0 for none)."""
         guard = SecondOrderGuard(torch.zeros(live), torch.ones(live), guard_hidden) if guard_hidden else None
+        if guard is not None:  # frozen, as a fitted one is: nothing trains an eraser by gradient
+            guard.requires_grad_(False)
         return cls(torch.zeros(pixels, rank), torch.zeros(pixels), torch.zeros(live, dtype=torch.long),
                    torch.zeros(live, directions), torch.zeros(directions, live), torch.zeros(live), 0.0, 0, guard)
 
