@@ -73,16 +73,25 @@ def linear_probe(feats: np.ndarray, attributes: torch.Tensor, folds: int = 2, se
 
 def held_out_probe(fit_feats: np.ndarray, fit_attributes: torch.Tensor, feats: np.ndarray,
                    attributes: torch.Tensor, c: float = 0.1) -> np.ndarray:
-    """Per-attribute AP (in %) on ``feats`` of an L2-regularised logistic regression fitted on ``fit_feats``
-    (features standardised on the fitting set): a reader with more clips to learn from than an out-of-fold probe
-    of one split, for feature sets too wide for that."""
+    """Per-attribute AP (in %) on ``feats`` of :func:`held_out_scores`: a reader with more clips to learn from
+    than an out-of-fold probe of one split, for feature sets too wide for that."""
+    probs = held_out_scores(fit_feats, fit_attributes.numpy(), feats, c)
+    return np.array([100 * average_precision_score(attributes[:, k].numpy(), probs[:, k])
+                     for k in range(attributes.shape[1])])
+
+
+def held_out_scores(fit_feats: np.ndarray, fit_labels: np.ndarray, feats: np.ndarray, c: float = 0.1
+                    ) -> np.ndarray:
+    """``N x K`` probabilities on ``feats`` of one L2-regularised logistic regression per binary label, fitted on
+    ``fit_feats`` (features standardised on the fitting set); 1/2 for a label with one class in the fitting set."""
     scaler = StandardScaler().fit(fit_feats)
     fit_feats, feats = scaler.transform(fit_feats), scaler.transform(feats)
-    aps = []
-    for k in range(attributes.shape[1]):
-        clf = LogisticRegression(C=c, max_iter=3000).fit(fit_feats, fit_attributes[:, k].numpy())
-        aps.append(100 * average_precision_score(attributes[:, k].numpy(), clf.predict_proba(feats)[:, 1]))
-    return np.array(aps)
+    probs = np.full((len(feats), fit_labels.shape[1]), 0.5)
+    for k in range(fit_labels.shape[1]):
+        if len(np.unique(fit_labels[:, k])) == 2:
+            clf = LogisticRegression(C=c, max_iter=3000).fit(fit_feats, fit_labels[:, k])
+            probs[:, k] = clf.predict_proba(feats)[:, 1]
+    return probs
 
 
 def action_probe(feats: np.ndarray, actions: torch.Tensor, folds: int = 2, seed: int = 0) -> float:

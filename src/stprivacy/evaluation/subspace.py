@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from stprivacy.data.clips import ClipSet, to_float
+from stprivacy.evaluation.leakage import held_out_scores
 from stprivacy.layers.tubelets import video_to_tubelets
 
 #: clips (views) the principal components are fitted on: the top few components of a position are well estimated
@@ -94,15 +93,8 @@ def subspace_attack(train: ClipSet, test: ClipSet, tubelet: tuple[int, int, int]
     fit_scores, fit_index = tubelet_scores(train, mean, directions, tubelet)
     pick = fit_scores.std(0).argsort(descending=True)[:max_scores]  # a never-shown (black) position scores 0
     test_scores, test_index = tubelet_scores(test, mean, directions, tubelet)
-    scaler = StandardScaler().fit(with_products(fit_scores[:, pick]))
-    fit_x = scaler.transform(with_products(fit_scores[:, pick]))
-    test_x = scaler.transform(with_products(test_scores[:, pick]))
-    labels = train.attributes[fit_index].numpy()
-    probs = np.full((len(test_x), labels.shape[1]), 0.5)
-    for k in range(labels.shape[1]):
-        if len(np.unique(labels[:, k])) == 2:  # an attribute with one class in training: nothing to learn
-            clf = LogisticRegression(C=LOGISTIC_C, max_iter=3000).fit(fit_x, labels[:, k])
-            probs[:, k] = clf.predict_proba(test_x)[:, 1]
-    per_clip = np.zeros((len(test), labels.shape[1]))
+    probs = held_out_scores(with_products(fit_scores[:, pick]), train.attributes[fit_index].numpy(),
+                            with_products(test_scores[:, pick]), LOGISTIC_C)
+    per_clip = np.zeros((len(test), probs.shape[1]))
     np.add.at(per_clip, test_index.numpy(), probs)
     return (per_clip / test.videos.shape[1]).astype(np.float32)
