@@ -55,6 +55,7 @@ def test_overrides_are_typed():
         ("model.preset=vit-xl", "unknown model preset"),
         ("evaluate.ridge_moments=3", "ridge_moments"),
         ("evaluate.subspace_rank=0", "subspace_rank"),
+        ("evaluate.subspace_reader=svm", "subspace_reader"),
         ("evaluate.attackers=[vit,pca]", "subspace"),
     ],
 )

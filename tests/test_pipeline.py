@@ -125,7 +125,8 @@ def test_an_attacker_added_after_the_fact_is_the_only_thing_evaluated(tmp_path, 
         assert 0 < ridge <= 100 and 0 < subspace <= 100
         assert m["privacy_cmap"] == pytest.approx(max(ridge, subspace, old["privacy_cmap"]))
     judged = json.loads(next(run.eval_dir.glob("raw_seed0.json")).read_text())["attackers"]["subspace"]
-    assert judged["settings"] == {"tubelet": [2, 8, 8], "rank": 2, "scores": 64}  # the anonymizer's tubelets
+    assert judged["settings"] == {"tubelet": [2, 8, 8], "rank": 2, "scores": 64,
+                                 "reader": "quadratic"}  # the anonymizer's tubelets
     # and one taken away leaves the worst case to the others
     pipeline.reconfigure(run, ["evaluate.attackers=[ridge]"])
     only = pipeline.evaluate(run, tiny_data)["methods"]

@@ -400,9 +400,12 @@ class EvalConfig:
     #: components of every tubelet position (at the anonymizer's tubelet size) over the published training clips,
     #: and a logistic regression on at most ``subspace_scores`` of those scores and every product of two. It reads
     #: the numbers a rank-limited decoder publishes (``train.phase2_output_rank``, whose value it should get) and
-    #: the second-order leak across tubelets that the ridge's cell moments do not hold.
+    #: the second-order leak across tubelets that the ridge's cell moments do not hold. ``subspace_reader`` "mlp"
+    #: reads the scores with a small MLP instead (any smooth function of them: on the synth-quick output after the
+    #: guard it read 5-7 points more than the products; docs/results/recipe_study.md, thirteenth session).
     subspace_rank: int = 2
     subspace_scores: int = 64
+    subspace_reader: str = "quadratic"
     #: Methods evaluated besides STPrivacy (baselines); "raw" is the unmodified video. Non-learned: downsample2x,
     #: downsample4x, blur_weak, blur_strong, blackening; learned (trained first, see ``baselines``): vita, spact, bdq.
     baselines: tuple[str, ...] = ("raw",)
@@ -424,8 +427,9 @@ class EvalConfig:
         if unknown or not self.attackers:
             raise ConfigError(f"evaluate.attackers must be a non-empty subset of [vit, frame, ridge, subspace], got "
                               f"{list(self.attackers)}")
-        if self.subspace_rank < 1 or self.subspace_scores < 1:
-            raise ConfigError("evaluate.subspace_rank and evaluate.subspace_scores must be >= 1")
+        if self.subspace_rank < 1 or self.subspace_scores < 1 or self.subspace_reader not in ("quadratic", "mlp"):
+            raise ConfigError("evaluate.subspace_rank and evaluate.subspace_scores must be >= 1 and "
+                              "evaluate.subspace_reader quadratic or mlp")
         if self.ridge_cells < 1 or self.ridge_alpha <= 0 or self.ridge_moments not in (1, 2):
             raise ConfigError("evaluate.ridge_cells must be >= 1, evaluate.ridge_alpha > 0 and "
                               "evaluate.ridge_moments 1 or 2")

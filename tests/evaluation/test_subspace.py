@@ -13,21 +13,36 @@ from stprivacy.layers.tubelets import video_to_tubelets
 TUBELET = (2, 8, 8)
 
 
-def _rank2_clips(n: int, seed: int) -> ClipSet:
-    """uint8 4 x 16 x 16 clips painted like a rank-2 decoder's output: every 2 x 8 x 8 tubelet is mid-grey plus
-    two fixed pixel patterns (one pair per position) times two numbers of its own. Attribute 0 is the sign of the
-    product of the first numbers of two *different* tubelets (only a reader of products across tubelets sees it:
-    each number alone is symmetric, and so is every function of one tubelet); attribute 1 is independent noise."""
-    gen = torch.Generator().manual_seed(seed)
+def _paint(coef: torch.Tensor) -> torch.Tensor:
+    """``n x 8 x 2`` numbers -> uint8 ``n x 3 x 4 x 16 x 16`` clips painted like a rank-2 decoder's output: every
+    2 x 8 x 8 tubelet is mid-grey plus two fixed pixel patterns (one pair per position) times its two numbers."""
+    n = len(coef)
     patterns = torch.randn(8, 2, 3 * 2 * 8 * 8, generator=torch.Generator().manual_seed(99))  # same for all splits
     patterns = patterns / patterns.norm(dim=-1, keepdim=True) * 40
-    coef = torch.randn(n, 8, 2, generator=gen)
     tubelets = 128 + torch.einsum("nsr,srd->nsd", coef, patterns)
     # the inverse of video_to_tubelets for 2 slices x 2 x 2 positions of 2 x 8 x 8 pixels
     video = tubelets.reshape(n, 2, 2, 2, 3, 2, 8, 8).permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(n, 3, 4, 16, 16)
+    return video.round().clamp(0, 255).to(torch.uint8)
+
+
+def _rank2_clips(n: int, seed: int) -> ClipSet:
+    """Attribute 0 is the sign of the product of the first numbers of two *different* tubelets (only a reader of
+    products across tubelets sees it: each number alone is symmetric, and so is every function of one tubelet);
+    attribute 1 is independent noise."""
+    gen = torch.Generator().manual_seed(seed)
+    coef = torch.randn(n, 8, 2, generator=gen)
     attributes = torch.stack([(coef[:, 0, 0] * coef[:, 5, 0] > 0).long(), torch.randint(2, (n,), generator=gen)], 1)
-    return ClipSet(video.round().clamp(0, 255).to(torch.uint8), torch.zeros(n, dtype=torch.long), attributes,
-                   ["a"], ["cross", "noise"])
+    return ClipSet(_paint(coef), torch.zeros(n, dtype=torch.long), attributes, ["a"], ["cross", "noise"])
+
+
+def _skewed_clips(n: int, seed: int) -> ClipSet:
+    """Every number has mean 0 and variance 1 whatever the attribute, and every two are independent, so no
+    function of degree 2 reads it: the attribute is the sign of their skew (a centred exponential, or its mirror)."""
+    gen = torch.Generator().manual_seed(seed)
+    attributes = torch.randint(2, (n, 1), generator=gen)
+    draw = -torch.log(torch.rand(n, 8, 2, generator=gen)) - 1  # exponential(1) - 1: mean 0, variance 1, skew 2
+    coef = draw * (2 * attributes.view(n, 1, 1) - 1).float()
+    return ClipSet(_paint(coef), torch.zeros(n, dtype=torch.long), attributes, ["a"], ["skew"])
 
 
 def test_components_span_each_positions_patterns():
@@ -64,3 +79,16 @@ def test_a_never_shown_position_gives_no_score_and_views_average():
     assert np.allclose(subspace_attack(train, two_views, TUBELET, rank=2), probs, atol=1e-6)
     with pytest.raises(ValueError, match="does not divide"):
         subspace_attack(train, test, (3, 8, 8))
+
+
+def test_the_mlp_reader_reads_a_third_moment_that_the_products_cannot():
+    train, test = _skewed_clips(1500, 5), _skewed_clips(400, 6)
+    labels = test.attributes.numpy()
+    quadratic = per_attribute_ap(subspace_attack(train, test, TUBELET, rank=2), labels)[0] * 100
+    mlp = per_attribute_ap(subspace_attack(train, test, TUBELET, rank=2, reader="mlp"), labels)[0] * 100
+    assert mlp > 85 and quadratic < 65, (mlp, quadratic)
+    # and it reads the planted product across tubelets too
+    train, test = _rank2_clips(1200, 1), _rank2_clips(400, 2)
+    assert per_attribute_ap(subspace_attack(train, test, TUBELET, reader="mlp"), test.attributes.numpy())[0] > 0.9
+    with pytest.raises(ValueError, match="reader"):
+        subspace_attack(train, test, TUBELET, reader="svm")

@@ -123,7 +123,8 @@ def attacker_settings(kind: str, cfg: ExperimentConfig) -> dict | None:
         return {"cells": e.ridge_cells, "alpha": e.ridge_alpha, "moments": e.ridge_moments}
     if kind == "subspace":
         e = cfg.evaluate
-        return {"tubelet": list(cfg.model.tubelet), "rank": e.subspace_rank, "scores": e.subspace_scores}
+        return {"tubelet": list(cfg.model.tubelet), "rank": e.subspace_rank, "scores": e.subspace_scores,
+                "reader": e.subspace_reader}
     return None
 
 
@@ -163,7 +164,8 @@ def attack(kind: str, index: int, train: ClipSet, test: ClipSet, cfg: Experiment
     if kind == "ridge":  # solved in closed form: no seed, no epochs
         probs = ridge_attack(train, test, e.ridge_cells, e.ridge_alpha, moments=e.ridge_moments)
     elif kind == "subspace":  # deterministic too
-        probs = subspace_attack(train, test, tuple(cfg.model.tubelet), e.subspace_rank, e.subspace_scores)
+        probs = subspace_attack(train, test, tuple(cfg.model.tubelet), e.subspace_rank, e.subspace_scores,
+                                e.subspace_reader)
     else:
         seed_everything(seed * 1000 + index + 1)
         attacker = build_attacker(kind, cfg.recognizer, cfg.frame_attacker, len(train.attribute_names))
