@@ -207,6 +207,7 @@ def test_linear_erasure_is_fitted_after_phase_2_saved_and_warned_about_where_abs
     # the reader of every product, fitted on train, where the clip's live coefficients are few enough to pair up
     live = len(next(iter(trained.erasers.values())).live)
     assert ("val_products_after_a0.7" in fitted[0]) == (live <= MAX_PRODUCT_READER_LIVE)
+    assert ("val_mlp_after_a0.7" in fitted[0]) == (live <= MAX_PRODUCT_READER_LIVE)  # and the MLP reader beside it
     loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint
     video = tiny_data[1].videos[:4, 0].float() / 255
     assert torch.allclose(loaded.anonymize(video, 0.7)[0], trained.eval().anonymize(video, 0.7)[0], atol=1e-5)

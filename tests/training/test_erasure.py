@@ -178,7 +178,9 @@ def test_the_product_reader_reads_what_an_eraser_leaves_on_clips_it_was_not_fitt
     noise = torch.randint(0, 2, fit.attributes.shape, generator=torch.Generator().manual_seed(5))
     decoy = ClipSet(fit.videos, fit.actions, noise, fit.action_names, fit.attribute_names)
     fit_erasers(model, decoy, [0.7], RuntimeConfig())  # erases labels that mean nothing: the brightness leak stays
-    left = product_readings(model, fit, val, RuntimeConfig())["val_products_after_a0.7"]
+    readings = product_readings(model, fit, val, RuntimeConfig())
+    left = readings["val_products_after_a0.7"]
+    assert readings["val_mlp_after_a0.7"] > 55  # the MLP reads the brightness leak the decoy eraser left
     fit_erasers(model, fit, [0.7], RuntimeConfig(), second_order=True, products="all")
     erased = product_readings(model, fit, val, RuntimeConfig())["val_products_after_a0.7"]
     assert left > 58 and erased < left - 10  # the mean of a readable attribute and a noise one (50)

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.data.disk import flat_clips
 from stprivacy.evaluation.leakage import action_probe, held_out_probe, linear_probe
+from stprivacy.evaluation.metrics import cmap
+from stprivacy.evaluation.subspace import mlp_scores
 from stprivacy.models import STPrivacy
 from stprivacy.models.erasure import LinearEraser, SecondOrderGuard, coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
@@ -98,7 +100,9 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
     """A stronger reader than the guard's default objective and than phase 3's ridge: per keep ratio, the mean AP on
     ``val`` of a logistic regression on every coefficient and every product of two (across tubelets too), fitted on
     the published ``fit_clips`` (the eraser's own fitting clips: what an attacker with labelled clips of its own
-    would learn). Ratios with more than :data:`MAX_PRODUCT_READER_LIVE` live coefficients are skipped."""
+    would learn); and, as ``val_mlp_after_a<r>``, the cMAP of the subspace attacker's MLP reader
+    (:func:`~stprivacy.evaluation.subspace.mlp_scores`) of the coefficients, which reads moments above the second
+    too. Ratios with more than :data:`MAX_PRODUCT_READER_LIVE` live coefficients are skipped."""
     out = {}
     for eraser in model.erasers.values():
         if len(eraser.live) > MAX_PRODUCT_READER_LIVE:
@@ -114,6 +118,10 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
         fit_attrs = fit_clips.attributes.repeat_interleave(fit_clips.views, dim=0)
         attrs = val.attributes.repeat_interleave(val.views, dim=0)
         out[f"val_products_after_a{a:g}"] = float(held_out_probe(feats[0], fit_attrs, feats[1], attrs).mean())
+        # the subspace attacker's MLP reader on the coefficients themselves: moments above the second too
+        coefs = [torch.from_numpy(f[:, :len(eraser.live)]) for f in feats]
+        probs = mlp_scores(coefs[0], fit_attrs.numpy(), coefs[1])
+        out[f"val_mlp_after_a{a:g}"] = cmap(probs, attrs.numpy())
     return out
 
 
