@@ -80,17 +80,19 @@ def held_out_probe(fit_feats: np.ndarray, fit_attributes: torch.Tensor, feats: n
                      for k in range(attributes.shape[1])])
 
 
-def held_out_scores(fit_feats: np.ndarray, fit_labels: np.ndarray, feats: np.ndarray, c: float = 0.1
-                    ) -> np.ndarray:
-    """``N x K`` probabilities on ``feats`` of one L2-regularised logistic regression per binary label, fitted on
-    ``fit_feats`` (features standardised on the fitting set); 1/2 for a label with one class in the fitting set."""
+def held_out_scores(fit_feats: np.ndarray, fit_labels: np.ndarray, feats: np.ndarray, c: float = 0.1,
+                    classifier=None) -> np.ndarray:
+    """``N x K`` probabilities on ``feats`` of one classifier per binary label, fitted on ``fit_feats`` (features
+    standardised on the fitting set); 1/2 for a label with one class in the fitting set. ``classifier``: a
+    function returning a fresh scikit-learn classifier (None = an L2-regularised logistic regression of
+    strength ``c``)."""
+    classifier = classifier or (lambda: LogisticRegression(C=c, max_iter=3000))
     scaler = StandardScaler().fit(fit_feats)
     fit_feats, feats = scaler.transform(fit_feats), scaler.transform(feats)
     probs = np.full((len(feats), fit_labels.shape[1]), 0.5)
     for k in range(fit_labels.shape[1]):
         if len(np.unique(fit_labels[:, k])) == 2:
-            clf = LogisticRegression(C=c, max_iter=3000).fit(fit_feats, fit_labels[:, k])
-            probs[:, k] = clf.predict_proba(feats)[:, 1]
+            probs[:, k] = classifier().fit(fit_feats, fit_labels[:, k]).predict_proba(feats)[:, 1]
     return probs
 
 

@@ -1,19 +1,22 @@
-"""An attacker that knows how the anonymizer paints: each tubelet's principal components, and every product of two.
+"""An attacker that knows how the anonymizer paints: each tubelet's principal components, read by a small MLP or
+by a logistic regression on every product of two.
 
 With ``train.phase2_output_rank`` r, every kept tubelet of a published video is an offset plus r learned pixel
 patterns (before clamping and quantisation), so the whole clip is a few dozen numbers. An attacker with only the
 published videos can recover them: the top principal components of each tubelet position, over the published
 training clips, span the same patterns. What a linear eraser and a second-order guard leave can then be read by
-a logistic regression on those scores and on every product of two of them, across tubelets too
-(docs/results/recipe_study.md, thirteenth session: on the synth-quick output it reads what the coefficient-level
-product reader of ``training.erasure.product_readings`` reads, from pixels alone). Phase 3's other families do
-not: the ridge's cell moments hold only the products within one tubelet, and the trained networks learn for a few
-epochs.
+a logistic regression on those scores and on every product of two of them, across tubelets too (``"quadratic"``:
+on the synth-quick output it reads what the coefficient-level product reader of
+``training.erasure.product_readings`` reads, from pixels alone), and better by a small MLP on the scores
+(``"mlp"``: moments above the second too; docs/results/recipe_study.md, thirteenth session). Phase 3's other
+families do not: the ridge's cell moments hold only the products within one tubelet, and the trained networks
+learn for a few epochs.
 
 ``"subspace"`` in ``evaluate.attackers``; ``evaluate.subspace_rank`` components per position (the decoder's rank
 is public in a run's config, so the synthetic presets use it), at most ``evaluate.subspace_scores`` scores (the
-ones that vary most over the training clips; their products grow as its square). Solved without a seed: a
-deterministic principal-component fit and L2-regularised logistic regressions.
+ones that vary most over the training clips; their products grow as its square), ``evaluate.subspace_reader``.
+It takes no phase-3 seed: the randomised principal-component fit and the MLP are seeded here, so the attacker is
+deterministic.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
 
 from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.evaluation.leakage import held_out_scores
@@ -90,14 +92,10 @@ def with_products(scores: torch.Tensor) -> np.ndarray:
 def mlp_scores(fit_scores: torch.Tensor, fit_labels: np.ndarray, scores: torch.Tensor) -> np.ndarray:
     """``N x K`` probabilities on ``scores`` of one small MLP per binary label fitted on ``fit_scores``
     (standardised on them): any smooth function of the scores, third and higher moments too."""
-    scaler = StandardScaler().fit(fit_scores.numpy())
-    fit_x, x = scaler.transform(fit_scores.numpy()), scaler.transform(scores.numpy())
-    probs = np.full((len(x), fit_labels.shape[1]), 0.5)
-    for k in range(fit_labels.shape[1]):
-        if len(np.unique(fit_labels[:, k])) == 2:
-            clf = MLPClassifier(MLP_HIDDEN, alpha=MLP_ALPHA, early_stopping=True, max_iter=300, random_state=0)
-            probs[:, k] = clf.fit(fit_x, fit_labels[:, k]).predict_proba(x)[:, 1]
-    return probs
+    def mlp():
+        return MLPClassifier(MLP_HIDDEN, alpha=MLP_ALPHA, early_stopping=True, max_iter=300, random_state=0)
+
+    return held_out_scores(fit_scores.numpy(), fit_labels, scores.numpy(), classifier=mlp)
 
 
 def subspace_attack(train: ClipSet, test: ClipSet, tubelet: tuple[int, int, int], rank: int = 2,

@@ -24,7 +24,7 @@ from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.data.disk import flat_clips
 from stprivacy.evaluation.leakage import action_probe, held_out_probe, linear_probe
 from stprivacy.evaluation.metrics import cmap
-from stprivacy.evaluation.subspace import mlp_scores
+from stprivacy.evaluation.subspace import mlp_scores, with_products
 from stprivacy.models import STPrivacy
 from stprivacy.models.erasure import LinearEraser, SecondOrderGuard, coefficients, decoder_basis
 from stprivacy.runtime import RuntimeConfig
@@ -108,20 +108,14 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
         if len(eraser.live) > MAX_PRODUCT_READER_LIVE:
             continue
         a = round(float(eraser.keep_ratio), 6)
-        every = guard_pairs(eraser.live, eraser.basis.shape[1], "all")
-        feats = []
-        for clips in (fit_clips, val):
-            c = clip_coefficients(model, clips, a, eraser.basis, eraser.offset, runtime)
-            x = eraser.erase_coefficients(c).flatten(1)[:, eraser.live].double()
-            squares = torch.cat([x ** 2, x[:, every[0]] * x[:, every[1]]], 1)
-            feats.append(torch.cat([x, squares], 1).numpy())
+        fit_x, x = (eraser.erase_coefficients(clip_coefficients(model, clips, a, eraser.basis, eraser.offset, runtime)
+                                              ).flatten(1)[:, eraser.live].double() for clips in (fit_clips, val))
         fit_attrs = fit_clips.attributes.repeat_interleave(fit_clips.views, dim=0)
         attrs = val.attributes.repeat_interleave(val.views, dim=0)
-        out[f"val_products_after_a{a:g}"] = float(held_out_probe(feats[0], fit_attrs, feats[1], attrs).mean())
-        # the subspace attacker's MLP reader on the coefficients themselves: moments above the second too
-        coefs = [torch.from_numpy(f[:, :len(eraser.live)]) for f in feats]
-        probs = mlp_scores(coefs[0], fit_attrs.numpy(), coefs[1])
-        out[f"val_mlp_after_a{a:g}"] = cmap(probs, attrs.numpy())
+        # the subspace attacker's two readers, on the coefficients themselves rather than on recovered scores
+        out[f"val_products_after_a{a:g}"] = float(held_out_probe(with_products(fit_x), fit_attrs, with_products(x),
+                                                                 attrs).mean())
+        out[f"val_mlp_after_a{a:g}"] = cmap(mlp_scores(fit_x, fit_attrs.numpy(), x), attrs.numpy())
     return out
 
 
