@@ -97,6 +97,18 @@ def erasure_readings(model: STPrivacy, val: ClipSet, runtime: RuntimeConfig) -> 
 MAX_PRODUCT_READER_LIVE = 64
 
 
+def principal_axes(x: torch.Tensor, live: torch.Tensor, rank: int) -> torch.Tensor:
+    """``d x d`` block-diagonal rotation of ``N x d`` live coefficients (entries ``live`` of a flattened S x rank
+    grid) into the principal axes of each tubelet position's own coefficients over ``x``, largest first."""
+    axes = torch.zeros(len(live), len(live), dtype=x.dtype)
+    positions = live // rank
+    for position in positions.unique():
+        cols = (positions == position).nonzero().flatten()
+        _, vectors = torch.linalg.eigh(torch.cov(x[:, cols].T).reshape(len(cols), len(cols)))
+        axes[cols[:, None], cols] = vectors.flip(1)
+    return axes
+
+
 def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime: RuntimeConfig) -> dict[str, float]:
     """A stronger reader than the guard's default objective and than phase 3's ridge: per keep ratio, the mean AP on
     ``val`` of a logistic regression on every coefficient and every product of two (across tubelets too), fitted on
@@ -111,6 +123,11 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
         a = round(float(eraser.keep_ratio), 6)
         fit_x, x = (eraser.erase_coefficients(clip_coefficients(model, clips, a, eraser.basis, eraser.offset, runtime)
                                               ).flatten(1)[:, eraser.live].double() for clips in (fit_clips, val))
+        # in each tubelet position's principal axes, the basis an attacker of the pixels finds (its scores are
+        # these, up to scale): an MLP's reading depends on the basis, and a guard fitted in the decoder's own
+        # basis was read at 57 there and at 70 in this one (docs/results/recipe_study.md, fourteenth session)
+        axes = principal_axes(fit_x, eraser.live, eraser.basis.shape[1])
+        fit_x, x = fit_x @ axes, x @ axes
         fit_attrs = fit_clips.attributes.repeat_interleave(fit_clips.views, dim=0)
         attrs = val.attributes.repeat_interleave(val.views, dim=0)
         # the subspace attacker's two readers, on the coefficients themselves rather than on recovered scores
@@ -173,7 +190,7 @@ KERNEL_BATCH = 1024
 
 
 def kernel_leak(z: torch.Tensor, attributes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """How far the joint distribution of a few columns of ``z`` (``N x d``, standardised) differs between the two
+    """How far the joint distribution of a few columns of ``z`` (``N x d``) differs between the two
     groups of each attribute, summed over random slices of :data:`KERNEL_SLICE` columns, attributes and
     :data:`KERNEL_BANDWIDTHS`: the squared distance between the groups' mean random Fourier features (frequencies
     drawn from ``generator``, weighted by the attribute standardised over the batch). In expectation this is the
@@ -184,9 +201,11 @@ def kernel_leak(z: torch.Tensor, attributes: torch.Tensor, generator: torch.Gene
     Why slices: a kernel on all 40 coefficients barely sees a change in one of them. Why not one column at a time:
     a guard fitted against per-column kernels moved a planted leak of one column into its joint distribution with
     another, where a held-out MLP read it again (tests/training/test_erasure.py). Slices are drawn anew each
-    step, so no pair or triple of columns is safe from the fit. The floor is not zero but a constant of the batch
-    (the features' own variance), which has no gradient. Differentiable; linear in ``N``."""
+    step, so no pair or triple of columns is safe from the fit. Differentiable; linear in ``N``."""
     n, d = z.shape
+    # standardised here, on the batch: the bandwidths are in standard units, and otherwise a fit could drive
+    # this to zero by shrinking every coefficient towards one point, which any reader that standardises undoes
+    z = (z - z.mean(0)) / z.std(0).clamp_min(1e-8)
     u = attributes - attributes.mean(0)
     u = u / u.std(0).clamp_min(1e-8)
     width = min(KERNEL_SLICE, d)
@@ -198,12 +217,44 @@ def kernel_leak(z: torch.Tensor, attributes: torch.Tensor, generator: torch.Gene
         freq = torch.randn(len(slices), width, KERNEL_FEATURES, generator=generator, dtype=z.dtype) / bandwidth
         phase = torch.rand(len(slices), KERNEL_FEATURES, generator=generator, dtype=z.dtype) * (2 * math.pi)
         features = torch.cos(torch.einsum("npw,pwf->npf", parts, freq) + phase) * (2 / KERNEL_FEATURES) ** 0.5
-        leak = leak + (torch.einsum("nk,npf->kpf", u, features) / n).pow(2).sum()
+        # the square of the sum less the sum of the squares: each clip's pairing with itself, a positive term
+        # whose gradient is noise, is left out, so that the estimate is unbiased and zero on average without a leak
+        leak = leak + (torch.einsum("nk,npf->kpf", u, features).pow(2)
+                       - torch.einsum("nk,npf->kpf", u * u, features * features)).sum() / n ** 2
     return leak
 
 
+#: pixels per kept tubelet position that :func:`binding_pixels` keeps, and the weight of their clamp penalty
+BINDING_PIXELS, CLAMP_WEIGHT = 64, 100.0
+
+
+def binding_pixels(basis: torch.Tensor, offset: torch.Tensor, live: torch.Tensor, x: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, o)`` with ``x @ W + o`` the values of the :data:`BINDING_PIXELS` pixels of each tubelet position that
+    come closest to leaving [0, 1] on the ``N x d`` live coefficients ``x`` (of a rank-r decoder ``basis``,
+    ``offset``): the edges of the region a guard's output must stay in to be published unclamped. Why: a guard
+    fitted against :func:`kernel_leak` alone drove the coefficients to the corners of their range (a kurtosis
+    of -1.8); 1.7 % of the published pixels were clamped there, and an attacker of the pixels read the clamping
+    (docs/results/recipe_study.md, fourteenth session)."""
+    rank = basis.shape[1]
+    basis, offset = basis.double(), offset.double()
+    weights, offsets = [], []
+    positions = live // rank
+    for position in positions.unique():
+        cols = (positions == position).nonzero().flatten()
+        w = torch.zeros(len(live), basis.shape[0], dtype=torch.float64)
+        w[cols] = basis[:, live[cols] % rank].T
+        pixels = x @ w + offset  # N x P
+        slack = torch.minimum(pixels.min(0).values, 1 - pixels.max(0).values)
+        pick = slack.argsort()[:BINDING_PIXELS]
+        weights.append(w[:, pick])
+        offsets.append(offset[pick])
+    return torch.cat(weights, 1), torch.cat(offsets)
+
+
 def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor],
-                           distortion: float, seed: int = 0, kernel: float = 0.0) -> SecondOrderGuard:
+                           distortion: float, seed: int = 0, kernel: float = 0.0,
+                           pixels: tuple[torch.Tensor, torch.Tensor] | None = None) -> SecondOrderGuard:
     """A guard for ``N x d`` live coefficients (after an eraser's linear correction) and their ``N x K``
     attributes: minimises :func:`linear_leak` of its output's :func:`quadratic_features`, plus ``kernel`` times
     its :func:`kernel_leak` on a random :data:`KERNEL_BATCH` clips each step, plus ``distortion`` times its mean
@@ -226,6 +277,9 @@ def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tup
             if kernel:
                 pick = torch.randperm(len(x), generator=g)[:KERNEL_BATCH]
                 loss = loss + kernel * kernel_leak(out[pick], target[pick], g)
+            if pixels is not None:  # the published pixels must stay in [0, 1]: a clamp would publish a pattern
+                value = (out * guard.scale + guard.centre) @ pixels[0] + pixels[1]
+                loss = loss + CLAMP_WEIGHT * ((value - 1).clamp_min(0) ** 2 + (-value).clamp_min(0) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -240,7 +294,9 @@ def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attri
     if second_order:
         corrected = eraser.correct(x.flatten(1)[:, eraser.live].double())
         pairs = guard_pairs(eraser.live, basis.shape[1], products)
-        eraser.guard = fit_second_order_guard(corrected, attributes, pairs, distortion, kernel=kernel)
+        limits = binding_pixels(basis, offset, eraser.live, corrected) if kernel else None
+        eraser.guard = fit_second_order_guard(corrected, attributes, pairs, distortion, kernel=kernel,
+                                              pixels=limits)
     return eraser
 
 
