@@ -97,12 +97,3 @@ def test_a_second_order_guard_needs_linear_erasure_and_a_non_negative_distortion
     assert cfg.train.erasure_second_order and cfg.train.erasure_distortion == 0.1
     with pytest.raises(ConfigError, match="erasure_guard_products"):
         load_experiment("tiny", ["train.erasure_guard_products=pairs"])
-
-
-def test_the_guards_kernel_term_needs_a_guard_and_a_non_negative_weight():
-    guarded = ["train.linear_erasure=true", "train.phase2_output_rank=2", "train.erasure_second_order=true"]
-    with pytest.raises(ConfigError, match="erasure_guard_kernel must be >= 0"):
-        load_experiment("tiny", [*guarded, "train.erasure_guard_kernel=-1"])
-    with pytest.raises(ConfigError, match="set train.erasure_second_order"):
-        load_experiment("tiny", ["train.erasure_guard_kernel=10"])
-    assert load_experiment("tiny", [*guarded, "train.erasure_guard_kernel=10"]).train.erasure_guard_kernel == 10

@@ -239,11 +239,6 @@ class TrainConfig:
     #: cMAP after a "tubelet" guard on validation, 51 after an "all" one; the fit then takes minutes, not seconds:
     #: docs/results/recipe_study.md, twelfth session).
     erasure_guard_products: str = "tubelet"
-    #: Weight of a kernel term in the guard's objective (0 = none): the squared maximum mean discrepancy, under
-    #: Gaussian kernels, between each attribute's two groups of guarded coefficients (training/erasure.py,
-    #: ``kernel_leak``). The closed-form reader sees the first two moments; a small MLP of the published video
-    #: read the third and higher ones back (docs/results/recipe_study.md, thirteenth session).
-    erasure_guard_kernel: float = 0.0
     #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
     #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
     #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
@@ -344,11 +339,6 @@ class TrainConfig:
         if self.erasure_guard_products not in ("tubelet", "all"):
             raise ConfigError(f"train.erasure_guard_products must be 'tubelet' or 'all', got "
                               f"{self.erasure_guard_products!r}")
-        if self.erasure_guard_kernel < 0:
-            raise ConfigError(f"train.erasure_guard_kernel must be >= 0, got {self.erasure_guard_kernel}")
-        if self.erasure_guard_kernel and not self.erasure_second_order:
-            raise ConfigError("train.erasure_guard_kernel is a term of the second-order guard's fit: set "
-                              "train.erasure_second_order")
         if self.erasure_second_order and not self.linear_erasure:
             raise ConfigError("train.erasure_second_order guards the linear erasers: set train.linear_erasure")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:

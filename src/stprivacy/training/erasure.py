@@ -16,7 +16,6 @@ the 40 coefficients of a synth-quick clip at a = 0.7, 1-2 minutes for its 128 at
 from __future__ import annotations
 
 import logging
-import math
 
 import torch
 from tqdm.auto import tqdm
@@ -115,7 +114,8 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
     the published ``fit_clips`` (the eraser's own fitting clips: what an attacker with labelled clips of its own
     would learn); and, as ``val_mlp_after_a<r>``, the cMAP of the subspace attacker's MLP reader
     (:func:`~stprivacy.evaluation.subspace.mlp_scores`) of the coefficients, which reads moments above the second
-    too. Ratios with more than :data:`MAX_PRODUCT_READER_LIVE` live coefficients are skipped."""
+    too. Both read the coefficients in :func:`principal_axes`, as the subspace attacker of the pixels does. Ratios
+    with more than :data:`MAX_PRODUCT_READER_LIVE` live coefficients are skipped."""
     out = {}
     for eraser in model.erasers.values():
         if len(eraser.live) > MAX_PRODUCT_READER_LIVE:
@@ -125,7 +125,7 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
                                               ).flatten(1)[:, eraser.live].double() for clips in (fit_clips, val))
         # in each tubelet position's principal axes, the basis an attacker of the pixels finds (its scores are
         # these, up to scale): an MLP's reading depends on the basis, and a guard fitted in the decoder's own
-        # basis was read at 57 there and at 70 in this one (docs/results/recipe_study.md, fourteenth session)
+        # basis was read at 57 there and at 69 in this one (docs/results/recipe_study.md, fourteenth session)
         axes = principal_axes(fit_x, eraser.live, eraser.basis.shape[1])
         fit_x, x = fit_x @ axes, x @ axes
         fit_attrs = fit_clips.attributes.repeat_interleave(fit_clips.views, dim=0)
@@ -179,86 +179,11 @@ def linear_leak(features: torch.Tensor, attributes: torch.Tensor, ridge: float =
     return (cross * torch.linalg.solve(cov, cross)).sum()
 
 
-#: bandwidths of :func:`kernel_leak`'s Gaussian kernels, in standardised units: a narrow kernel sees the shape of a
-#: distribution (a skew, a second mode), a wide one its low moments
-KERNEL_BANDWIDTHS = (0.5, 1.0, 2.0)
-#: coefficients per slice of :func:`kernel_leak`, slices per coefficient, and random Fourier features per slice
-#: and bandwidth
-KERNEL_SLICE, KERNEL_SLICES_PER_COEFFICIENT, KERNEL_FEATURES = 3, 2, 16
-#: clips per step of :func:`kernel_leak` in a guard's fit (a random draw each step, as are its slices)
-KERNEL_BATCH = 1024
-
-
-def kernel_leak(z: torch.Tensor, attributes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """How far the joint distribution of a few columns of ``z`` (``N x d``) differs between the two
-    groups of each attribute, summed over random slices of :data:`KERNEL_SLICE` columns, attributes and
-    :data:`KERNEL_BANDWIDTHS`: the squared distance between the groups' mean random Fourier features (frequencies
-    drawn from ``generator``, weighted by the attribute standardised over the batch). In expectation this is the
-    squared maximum mean discrepancy under a Gaussian kernel on the slice, zero only when the two groups'
-    distributions of it are the same: every moment counts, not only the first two, which is all that
-    :func:`linear_leak` of :func:`quadratic_features` sees.
-
-    Why slices: a kernel on all 40 coefficients barely sees a change in one of them. Why not one column at a time:
-    a guard fitted against per-column kernels moved a planted leak of one column into its joint distribution with
-    another, where a held-out MLP read it again (tests/training/test_erasure.py). Slices are drawn anew each
-    step, so no pair or triple of columns is safe from the fit. Differentiable; linear in ``N``."""
-    n, d = z.shape
-    # standardised here, on the batch: the bandwidths are in standard units, and otherwise a fit could drive
-    # this to zero by shrinking every coefficient towards one point, which any reader that standardises undoes
-    z = (z - z.mean(0)) / z.std(0).clamp_min(1e-8)
-    u = attributes - attributes.mean(0)
-    u = u / u.std(0).clamp_min(1e-8)
-    width = min(KERNEL_SLICE, d)
-    slices = torch.stack([torch.randperm(d, generator=generator)[:width]
-                          for _ in range(KERNEL_SLICES_PER_COEFFICIENT * d)])  # P x width
-    parts = z[:, slices]  # N x P x width
-    leak = z.new_zeros(())
-    for bandwidth in KERNEL_BANDWIDTHS:
-        freq = torch.randn(len(slices), width, KERNEL_FEATURES, generator=generator, dtype=z.dtype) / bandwidth
-        phase = torch.rand(len(slices), KERNEL_FEATURES, generator=generator, dtype=z.dtype) * (2 * math.pi)
-        features = torch.cos(torch.einsum("npw,pwf->npf", parts, freq) + phase) * (2 / KERNEL_FEATURES) ** 0.5
-        # the square of the sum less the sum of the squares: each clip's pairing with itself, a positive term
-        # whose gradient is noise, is left out, so that the estimate is unbiased and zero on average without a leak
-        leak = leak + (torch.einsum("nk,npf->kpf", u, features).pow(2)
-                       - torch.einsum("nk,npf->kpf", u * u, features * features)).sum() / n ** 2
-    return leak
-
-
-#: pixels per kept tubelet position that :func:`binding_pixels` keeps, and the weight of their clamp penalty
-BINDING_PIXELS, CLAMP_WEIGHT = 64, 100.0
-
-
-def binding_pixels(basis: torch.Tensor, offset: torch.Tensor, live: torch.Tensor, x: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(W, o)`` with ``x @ W + o`` the values of the :data:`BINDING_PIXELS` pixels of each tubelet position that
-    come closest to leaving [0, 1] on the ``N x d`` live coefficients ``x`` (of a rank-r decoder ``basis``,
-    ``offset``): the edges of the region a guard's output must stay in to be published unclamped. Why: a guard
-    fitted against :func:`kernel_leak` alone drove the coefficients to the corners of their range (a kurtosis
-    of -1.8); 1.7 % of the published pixels were clamped there, and an attacker of the pixels read the clamping
-    (docs/results/recipe_study.md, fourteenth session)."""
-    rank = basis.shape[1]
-    basis, offset = basis.double(), offset.double()
-    weights, offsets = [], []
-    positions = live // rank
-    for position in positions.unique():
-        cols = (positions == position).nonzero().flatten()
-        w = torch.zeros(len(live), basis.shape[0], dtype=torch.float64)
-        w[cols] = basis[:, live[cols] % rank].T
-        pixels = x @ w + offset  # N x P
-        slack = torch.minimum(pixels.min(0).values, 1 - pixels.max(0).values)
-        pick = slack.argsort()[:BINDING_PIXELS]
-        weights.append(w[:, pick])
-        offsets.append(offset[pick])
-    return torch.cat(weights, 1), torch.cat(offsets)
-
-
 def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor],
-                           distortion: float, seed: int = 0, kernel: float = 0.0,
-                           pixels: tuple[torch.Tensor, torch.Tensor] | None = None) -> SecondOrderGuard:
+                           distortion: float, seed: int = 0) -> SecondOrderGuard:
     """A guard for ``N x d`` live coefficients (after an eraser's linear correction) and their ``N x K``
-    attributes: minimises :func:`linear_leak` of its output's :func:`quadratic_features`, plus ``kernel`` times
-    its :func:`kernel_leak` on a random :data:`KERNEL_BATCH` clips each step, plus ``distortion`` times its mean
-    squared change, in standardised units. The initial hidden layer and the kernel's draws come from ``seed``."""
+    attributes: minimises :func:`linear_leak` of its output's :func:`quadratic_features` plus ``distortion`` times
+    its mean squared change, in standardised units. The initial hidden layer comes from ``seed``."""
     x = x.double()
     scale = x.std(0).clamp_min(1e-8)
     guard = SecondOrderGuard(x.mean(0), scale, GUARD_HIDDEN)
@@ -274,12 +199,6 @@ def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tup
         for _ in range(GUARD_STEPS):
             out = guard.standardised(x)
             loss = linear_leak(quadratic_features(out, pairs), target) + distortion * ((out - z) ** 2).mean()
-            if kernel:
-                pick = torch.randperm(len(x), generator=g)[:KERNEL_BATCH]
-                loss = loss + kernel * kernel_leak(out[pick], target[pick], g)
-            if pixels is not None:  # the published pixels must stay in [0, 1]: a clamp would publish a pattern
-                value = (out * guard.scale + guard.centre) @ pixels[0] + pixels[1]
-                loss = loss + CLAMP_WEIGHT * ((value - 1).clamp_min(0) ** 2 + (-value).clamp_min(0) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -288,15 +207,13 @@ def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tup
 
 def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attributes: torch.Tensor,
                keep_ratio: float, second_order: bool = False, distortion: float = 0.1,
-               products: str = "tubelet", kernel: float = 0.0) -> LinearEraser:
+               products: str = "tubelet") -> LinearEraser:
     """One eraser on ``x`` (N x S x r coefficients) and ``attributes``; with ``second_order`` its guard too."""
     eraser = LinearEraser.fit(basis, offset, x, attributes, keep_ratio)
     if second_order:
         corrected = eraser.correct(x.flatten(1)[:, eraser.live].double())
         pairs = guard_pairs(eraser.live, basis.shape[1], products)
-        limits = binding_pixels(basis, offset, eraser.live, corrected) if kernel else None
-        eraser.guard = fit_second_order_guard(corrected, attributes, pairs, distortion, kernel=kernel,
-                                              pixels=limits)
+        eraser.guard = fit_second_order_guard(corrected, attributes, pairs, distortion)
     return eraser
 
 
@@ -304,15 +221,14 @@ def fit_run_erasers(model: STPrivacy, clips: ClipSet, cfg) -> list[float]:
     """:func:`fit_erasers` with a run's settings (``train.erasure_*``)."""
     t = cfg.train
     return fit_erasers(model, clips, erasure_ratios(cfg), cfg.runtime, t.erasure_second_order, t.erasure_distortion,
-                       t.erasure_guard_products, t.erasure_guard_kernel)
+                       t.erasure_guard_products)
 
 
 def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig,
-                second_order: bool = False, distortion: float = 0.1, products: str = "tubelet",
-                kernel: float = 0.0) -> list[float]:
+                second_order: bool = False, distortion: float = 0.1, products: str = "tubelet") -> list[float]:
     """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
     in ``model`` (``second_order``, ``distortion``, ``products``: ``train.erasure_second_order``,
-    ``erasure_distortion``, ``erasure_guard_products``, ``erasure_guard_kernel``). Returns the ratios fitted."""
+    ``erasure_distortion``, ``erasure_guard_products``). Returns the ratios fitted."""
     if len(clips) < 2:
         raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
@@ -324,8 +240,7 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
             continue
         seen.add(counts)
         x = clip_coefficients(model, clips, a, basis, offset, runtime)
-        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products,
-                                        kernel))
+        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products))
         fitted.append(a)
         log.info("linear eraser%s fitted at a=%g on %d clips (%d coefficients each, rank %d)",
                  " and second-order guard" if second_order else "", a, len(x), x[0].numel(), basis.shape[1])
