@@ -224,11 +224,12 @@ def train(run: RunDir, data: tuple[ClipSet, ClipSet] | None = None, val: ClipSet
         train_phase1(model, train_clips, cfg, run, val)
     model, _ = train_phase2(model, phase2_clips(train_clips, cfg), cfg, run, val)
     if cfg.train.linear_erasure:  # deterministic: every rank fits the same erasers
-        ratios = fit_run_erasers(model, train_clips, cfg)
+        coefficients = {}
+        ratios = fit_run_erasers(model, train_clips, cfg, coefficients)
         readings = {}
         if val is not None:  # the instruments: out-of-fold probes of val, and a reader fitted on the training clips
             readings = {**erasure_readings(model, val, cfg.runtime),
-                        **product_readings(model, train_clips, val, cfg.runtime)}
+                        **product_readings(model, train_clips, val, cfg.runtime, coefficients)}
         run.log("linear_erasure", keep_ratios=ratios, clips=len(train_clips) * train_clips.views, **readings)
         report_readings(readings, "linear erasure")
     if distributed.current().is_main:

@@ -203,3 +203,17 @@ def test_principal_axes_give_the_same_scores_whatever_basis_the_decoder_reports(
     assert abs(float(within[0, 1])) < 1e-8 and within[0, 0] > within[1, 1]  # decorrelated, largest first
     axes = principal_axes(x, live, rank=2)
     assert float(axes[:2, 2:].abs().sum()) == 0 and torch.allclose(axes.T @ axes, torch.eye(5, dtype=torch.float64))
+
+
+def test_the_product_reader_reads_the_coefficients_the_fit_kept_as_it_would_decode_them():
+    from stprivacy.training.erasure import product_readings
+
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    fit, val = _leaky_clips(model, 96, seed=3), _leaky_clips(model, 96, seed=4)
+    kept = {}
+    assert fit_erasers(model, fit, [0.7, 1.0], RuntimeConfig(), keep=kept) == [1.0, 0.7]
+    assert sorted(kept) == [0.7, 1.0] and kept[0.7].shape[0] == len(fit) * fit.views
+    readings = product_readings(model, fit, val, RuntimeConfig(), kept)
+    assert "val_mlp_after_a0.7" in readings and readings == product_readings(model, fit, val, RuntimeConfig())

@@ -108,21 +108,26 @@ def principal_axes(x: torch.Tensor, live: torch.Tensor, rank: int) -> torch.Tens
     return axes
 
 
-def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime: RuntimeConfig) -> dict[str, float]:
+def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime: RuntimeConfig,
+                     fit_coefficients: dict[float, torch.Tensor] | None = None) -> dict[str, float]:
     """A stronger reader than the guard's default objective and than phase 3's ridge: per keep ratio, the mean AP on
     ``val`` of a logistic regression on every coefficient and every product of two (across tubelets too), fitted on
     the published ``fit_clips`` (the eraser's own fitting clips: what an attacker with labelled clips of its own
     would learn); and, as ``val_mlp_after_a<r>``, the cMAP of the subspace attacker's MLP reader
     (:func:`~stprivacy.evaluation.subspace.mlp_scores`) of the coefficients, which reads moments above the second
     too. Both read the coefficients in :func:`principal_axes`, as the subspace attacker of the pixels does. Ratios
-    with more than :data:`MAX_PRODUCT_READER_LIVE` live coefficients are skipped."""
+    with more than :data:`MAX_PRODUCT_READER_LIVE` live coefficients are skipped. ``fit_coefficients``: the
+    ``fit_clips``' coefficients by keep ratio, as :func:`fit_erasers` kept them (else decoded again)."""
     out = {}
     for eraser in model.erasers.values():
         if len(eraser.live) > MAX_PRODUCT_READER_LIVE:
             continue
         a = round(float(eraser.keep_ratio), 6)
-        fit_x, x = (eraser.erase_coefficients(clip_coefficients(model, clips, a, eraser.basis, eraser.offset, runtime)
-                                              ).flatten(1)[:, eraser.live].double() for clips in (fit_clips, val))
+        known = (fit_coefficients or {}).get(a)
+        fit_x, x = (eraser.erase_coefficients(
+            known if clips is fit_clips and known is not None
+            else clip_coefficients(model, clips, a, eraser.basis, eraser.offset, runtime)
+        ).flatten(1)[:, eraser.live].double() for clips in (fit_clips, val))
         # in each tubelet position's principal axes, the basis an attacker of the pixels finds (its scores are
         # these, up to scale): an MLP's reading depends on the basis, and a guard fitted in the decoder's own
         # basis was read at 57 there and at 69 in this one (docs/results/recipe_study.md, fourteenth session)
@@ -217,18 +222,21 @@ def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attri
     return eraser
 
 
-def fit_run_erasers(model: STPrivacy, clips: ClipSet, cfg) -> list[float]:
+def fit_run_erasers(model: STPrivacy, clips: ClipSet, cfg, keep: dict[float, torch.Tensor] | None = None
+                    ) -> list[float]:
     """:func:`fit_erasers` with a run's settings (``train.erasure_*``)."""
     t = cfg.train
     return fit_erasers(model, clips, erasure_ratios(cfg), cfg.runtime, t.erasure_second_order, t.erasure_distortion,
-                       t.erasure_guard_products)
+                       t.erasure_guard_products, keep)
 
 
 def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig,
-                second_order: bool = False, distortion: float = 0.1, products: str = "tubelet") -> list[float]:
+                second_order: bool = False, distortion: float = 0.1, products: str = "tubelet",
+                keep: dict[float, torch.Tensor] | None = None) -> list[float]:
     """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
     in ``model`` (``second_order``, ``distortion``, ``products``: ``train.erasure_second_order``,
-    ``erasure_distortion``, ``erasure_guard_products``). Returns the ratios fitted."""
+    ``erasure_distortion``, ``erasure_guard_products``). Returns the ratios fitted; with ``keep``, also puts each
+    ratio's coefficients there (what :func:`product_readings` reads next, so that it need not decode them again)."""
     if len(clips) < 2:
         raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
@@ -240,6 +248,8 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
             continue
         seen.add(counts)
         x = clip_coefficients(model, clips, a, basis, offset, runtime)
+        if keep is not None:
+            keep[round(a, 6)] = x
         model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products))
         fitted.append(a)
         log.info("linear eraser%s fitted at a=%g on %d clips (%d coefficients each, rank %d)",
