@@ -97,3 +97,15 @@ def test_a_second_order_guard_needs_linear_erasure_and_a_non_negative_distortion
     assert cfg.train.erasure_second_order and cfg.train.erasure_distortion == 0.1
     with pytest.raises(ConfigError, match="erasure_guard_products"):
         load_experiment("tiny", ["train.erasure_guard_products=pairs"])
+
+
+def test_guard_only_ratios_need_a_guard_and_an_eraser_at_that_ratio():
+    guarded = ["train.linear_erasure=true", "train.phase2_output_rank=2", "train.erasure_second_order=true",
+               "train.erasure_keep_ratios=[0.7,0.4]"]
+    with pytest.raises(ConfigError, match="set train.erasure_second_order"):
+        load_experiment("tiny", ["train.linear_erasure=true", "train.phase2_output_rank=2",
+                                 "train.erasure_guard_only_keep_ratios=[0.4]"])
+    with pytest.raises(ConfigError, match=r"\[0.55\] are not in train.erasure_keep_ratios"):
+        load_experiment("tiny", [*guarded, "train.erasure_guard_only_keep_ratios=[0.55]"])
+    cfg = load_experiment("tiny", [*guarded, "train.erasure_guard_only_keep_ratios=[0.4]"])
+    assert cfg.train.erasure_guard_only_keep_ratios == (0.4,)

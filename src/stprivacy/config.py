@@ -239,6 +239,10 @@ class TrainConfig:
     #: cMAP after a "tubelet" guard on validation, 51 after an "all" one; the fit then takes minutes, not seconds:
     #: docs/results/recipe_study.md, twelfth session).
     erasure_guard_products: str = "tubelet"
+    #: Keep ratios of ``erasure_keep_ratios`` whose eraser is the second-order guard alone, without the linear
+    #: correction. At a = 0.4 a synth-quick clip has 8 coefficients, and the linear correction took out 5 of them
+    #: with 25-33 action points; the guard alone changes them as little as its distortion weight allows.
+    erasure_guard_only_keep_ratios: tuple[float, ...] = ()
     #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
     #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
     #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
@@ -339,6 +343,14 @@ class TrainConfig:
         if self.erasure_guard_products not in ("tubelet", "all"):
             raise ConfigError(f"train.erasure_guard_products must be 'tubelet' or 'all', got "
                               f"{self.erasure_guard_products!r}")
+        if self.erasure_guard_only_keep_ratios and not self.erasure_second_order:
+            raise ConfigError("train.erasure_guard_only_keep_ratios leaves those ratios the second-order guard alone: "
+                              "set train.erasure_second_order")
+        stray = [a for a in self.erasure_guard_only_keep_ratios
+                 if self.erasure_keep_ratios and not any(abs(a - b) < 1e-9 for b in self.erasure_keep_ratios)]
+        if stray:
+            raise ConfigError(f"train.erasure_guard_only_keep_ratios {stray} are not in train.erasure_keep_ratios "
+                              f"{list(self.erasure_keep_ratios)}: no eraser would be fitted there")
         if self.erasure_second_order and not self.linear_erasure:
             raise ConfigError("train.erasure_second_order guards the linear erasers: set train.linear_erasure")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:

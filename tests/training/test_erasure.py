@@ -217,3 +217,25 @@ def test_the_product_reader_reads_the_coefficients_the_fit_kept_as_it_would_deco
     assert sorted(kept) == [0.7, 1.0] and kept[0.7].shape[0] == len(fit) * fit.views
     readings = product_readings(model, fit, val, RuntimeConfig(), kept)
     assert "val_mlp_after_a0.7" in readings and readings == product_readings(model, fit, val, RuntimeConfig())
+
+
+def test_a_guard_only_eraser_erases_no_direction_and_is_saved_and_rebuilt():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    clips = _leaky_clips(model)
+    kept = {}
+    fit_erasers(model, clips, [0.7], RuntimeConfig(), second_order=True, keep=kept, guard_only=(0.7,))
+    eraser = next(iter(model.erasers.values()))
+    live = kept[0.7].flatten(1)[:, eraser.live].double()
+    assert eraser.left.shape[1] == 0 and torch.equal(eraser.correct(live), live)  # no linear correction
+    guarded = eraser.guard(live)
+
+    def leak(v):  # what a linear reader explains of the attributes: the brightness leak is a mean shift
+        return float(linear_leak((v - v.mean(0)) / v.std(0), clips.attributes.double()))
+
+    assert leak(guarded) < 0.5 * leak(live)  # the guard alone takes it out of what it publishes
+    fresh = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior")
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    video = clips.videos[:4, 0].float() / 255
+    assert torch.allclose(fresh.eval().anonymize(video, 0.7)[0], model.anonymize(video, 0.7)[0], atol=1e-6)

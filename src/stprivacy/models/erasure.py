@@ -119,6 +119,20 @@ class LinearEraser(nn.Module):
         return cls(basis, offset, live, eraser.proj_left, eraser.proj_right, eraser.bias, keep_ratio,
                    coefficients.shape[1])
 
+    @classmethod
+    def without_correction(cls, basis: torch.Tensor, offset: torch.Tensor, coefficients: torch.Tensor,
+                           keep_ratio: float) -> LinearEraser:
+        """An eraser whose linear correction is the identity (no direction erased), on the live coefficients of
+        ``coefficients`` (N x S x r): a frame for a :class:`SecondOrderGuard` alone, where erasing whole
+        directions costs too much of the action (``train.erasure_guard_only_keep_ratios``)."""
+        x = coefficients.flatten(1)
+        live = (x != 0).any(dim=0).nonzero().flatten()
+        if not len(live):
+            raise ValueError("every fitting clip dropped every tubelet: nothing to fit an eraser on")
+        n = len(live)
+        return cls(basis, offset, live, torch.zeros(n, 0), torch.zeros(0, n), torch.zeros(n), keep_ratio,
+                   coefficients.shape[1])
+
     def forward(self, tubelets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, s, p = tubelets.shape
         if p != self.basis.shape[0] or s != int(self.tubelets):

@@ -212,9 +212,11 @@ def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tup
 
 def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attributes: torch.Tensor,
                keep_ratio: float, second_order: bool = False, distortion: float = 0.1,
-               products: str = "tubelet") -> LinearEraser:
-    """One eraser on ``x`` (N x S x r coefficients) and ``attributes``; with ``second_order`` its guard too."""
-    eraser = LinearEraser.fit(basis, offset, x, attributes, keep_ratio)
+               products: str = "tubelet", linear: bool = True) -> LinearEraser:
+    """One eraser on ``x`` (N x S x r coefficients) and ``attributes``; with ``second_order`` its guard too; without
+    ``linear``, the guard alone (no direction erased)."""
+    eraser = (LinearEraser.fit(basis, offset, x, attributes, keep_ratio) if linear
+              else LinearEraser.without_correction(basis, offset, x, keep_ratio))
     if second_order:
         corrected = eraser.correct(x.flatten(1)[:, eraser.live].double())
         pairs = guard_pairs(eraser.live, basis.shape[1], products)
@@ -227,16 +229,17 @@ def fit_run_erasers(model: STPrivacy, clips: ClipSet, cfg, keep: dict[float, tor
     """:func:`fit_erasers` with a run's settings (``train.erasure_*``)."""
     t = cfg.train
     return fit_erasers(model, clips, erasure_ratios(cfg), cfg.runtime, t.erasure_second_order, t.erasure_distortion,
-                       t.erasure_guard_products, keep)
+                       t.erasure_guard_products, keep, t.erasure_guard_only_keep_ratios)
 
 
 def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig,
                 second_order: bool = False, distortion: float = 0.1, products: str = "tubelet",
-                keep: dict[float, torch.Tensor] | None = None) -> list[float]:
+                keep: dict[float, torch.Tensor] | None = None, guard_only: tuple[float, ...] = ()) -> list[float]:
     """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
-    in ``model`` (``second_order``, ``distortion``, ``products``: ``train.erasure_second_order``,
-    ``erasure_distortion``, ``erasure_guard_products``). Returns the ratios fitted; with ``keep``, also puts each
-    ratio's coefficients there (what :func:`product_readings` reads next, so that it need not decode them again)."""
+    in ``model`` (``second_order``, ``distortion``, ``products``, ``guard_only``: ``train.erasure_second_order``,
+    ``erasure_distortion``, ``erasure_guard_products``, ``erasure_guard_only_keep_ratios``). Returns the ratios
+    fitted; with ``keep``, also puts each ratio's coefficients there (what :func:`product_readings` reads next, so
+    that it need not decode them again)."""
     if len(clips) < 2:
         raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
@@ -250,7 +253,8 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
         x = clip_coefficients(model, clips, a, basis, offset, runtime)
         if keep is not None:
             keep[round(a, 6)] = x
-        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products))
+        linear = not any(abs(a - g) < 1e-9 for g in guard_only)
+        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products, linear))
         fitted.append(a)
         log.info("linear eraser%s fitted at a=%g on %d clips (%d coefficients each, rank %d)",
                  " and second-order guard" if second_order else "", a, len(x), x[0].numel(), basis.shape[1])
