@@ -15,7 +15,8 @@ from stprivacy.training.erasure import fit_erasers
 @pytest.mark.parametrize("keep_ratio, output", [(0.7, {}), (1.0, {}), (0.7, {"output_block": 2}),
                                                 (0.7, {"temporal_residual": True}), (0.7, {"selection": "prior"}),
                                                 (0.7, {"selection": "prior", "output_rank": 2, "erase": True}),
-                                                (0.7, {"selection": "prior", "output_rank": 2, "erase": "guard"})])
+                                                (0.7, {"selection": "prior", "output_rank": 2, "erase": "guard"}),
+                                                (0.7, {"selection": "prior", "output_rank": 2, "erase": "guard only"})])
 def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, output):
     torch.manual_seed(0)
     output = dict(output)
@@ -31,7 +32,8 @@ def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, 
     if erase:  # a linear eraser in the published path (train.linear_erasure), fitted on random labelled clips
         clips = ClipSet((torch.rand(24, 3, 8, 32, 32) * 255).to(torch.uint8), torch.zeros(24, dtype=torch.long),
                         (torch.rand(24, 2) < 0.5).long())
-        fit_erasers(model, clips, [keep_ratio], RuntimeConfig(), second_order=erase == "guard")
+        fit_erasers(model, clips, [keep_ratio], RuntimeConfig(), second_order=erase in ("guard", "guard only"),
+                    guard_only=(keep_ratio,) if erase == "guard only" else ())
     path = export_onnx(model, tmp_path / "anon.onnx", keep_ratio)
     frames = []
     for f in iter_frames(shared_data / "real_videos" / "Megamind.avi"):
