@@ -193,11 +193,14 @@ def test_train_and_restart_from_cli(tmp_path):
 
 def test_linear_erasure_is_fitted_after_phase_2_saved_and_warned_about_where_absent(tmp_path, tiny_data, caplog):
     cfg = load_experiment("tiny", ["train.phase2_output_rank=2", "train.linear_erasure=true",
-                                   "train.erasure_keep_ratios=[0.7]", "train.erasure_second_order=true"])
+                                   "train.erasure_keep_ratios=[0.7,0.4]", "train.erasure_second_order=true",
+                                   "train.erasure_guard_only_keep_ratios=[0.4]"])
     run = pipeline.prepare_run(cfg, tmp_path / "run")
     trained = pipeline.train(run, tiny_data, val=tiny_data[1])
-    assert trained.eraser_ratios() == [0.7]
+    assert trained.eraser_ratios() == [0.4, 0.7]
     assert all(e.guard is not None for e in trained.erasers.values())  # train.erasure_second_order
+    directions = {round(float(e.keep_ratio), 6): e.left.shape[1] for e in trained.erasers.values()}
+    assert directions[0.4] == 0 and directions[0.7] > 0  # train.erasure_guard_only_keep_ratios: the guard alone
     fitted = [r for r in run.read_log() if r["event"] == "linear_erasure"]
     assert fitted and fitted[0]["clips"] == len(tiny_data[0])
     # the instrument: linear probes of the validation clips' coefficients before and after erasure
@@ -211,5 +214,6 @@ def test_linear_erasure_is_fitted_after_phase_2_saved_and_warned_about_where_abs
     loaded = pipeline.load_anonymizer(run.path)  # a fresh anonymizer builds its erasers from the checkpoint
     video = tiny_data[1].videos[:4, 0].float() / 255
     assert torch.allclose(loaded.anonymize(video, 0.7)[0], trained.eval().anonymize(video, 0.7)[0], atol=1e-5)
-    assert pipeline.warn_unerased(loaded, [1.0, 0.7], "evaluate.keep_ratios") == [1.0]
+    assert torch.allclose(loaded.anonymize(video, 0.4)[0], trained.anonymize(video, 0.4)[0], atol=1e-5)
+    assert pipeline.warn_unerased(loaded, [1.0, 0.7, 0.4], "evaluate.keep_ratios") == [1.0]
     assert "published without a linear eraser" in caplog.text

@@ -1,5 +1,6 @@
 """Fitting the linear erasers after phase 2 (training/erasure.py) and publishing through them."""
 
+import pytest
 import torch
 
 from stprivacy.config import load_experiment
@@ -225,6 +226,8 @@ def test_a_guard_only_eraser_erases_no_direction_and_is_saved_and_rebuilt():
     model.set_keep_prior(torch.rand(model.keep_prior.shape))
     clips = _leaky_clips(model)
     kept = {}
+    with pytest.raises(ValueError, match="needs its second-order guard"):
+        fit_erasers(model, clips, [0.7], RuntimeConfig(), guard_only=(0.7,))
     fit_erasers(model, clips, [0.7], RuntimeConfig(), second_order=True, keep=kept, guard_only=(0.7,))
     eraser = next(iter(model.erasers.values()))
     live = kept[0.7].flatten(1)[:, eraser.live].double()

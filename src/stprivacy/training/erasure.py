@@ -242,6 +242,9 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
     that it need not decode them again)."""
     if len(clips) < 2:
         raise ValueError(f"linear erasure needs labelled training clips to fit on, got {len(clips)}")
+    if guard_only and not second_order:
+        raise ValueError("a guard-only eraser needs its second-order guard (second_order=True): without it, it would "
+                         "publish the coefficients unchanged")
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
     attributes = clips.attributes.float().repeat_interleave(clips.views, dim=0)
     fitted, seen = [], set()
@@ -256,6 +259,7 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
         linear = not any(abs(a - g) < 1e-9 for g in guard_only)
         model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products, linear))
         fitted.append(a)
-        log.info("linear eraser%s fitted at a=%g on %d clips (%d coefficients each, rank %d)",
-                 " and second-order guard" if second_order else "", a, len(x), x[0].numel(), basis.shape[1])
+        what = "linear eraser" + (" and second-order guard" if second_order else "") if linear else "guard alone"
+        log.info("%s fitted at a=%g on %d clips (%d coefficients each, rank %d)", what, a, len(x), x[0].numel(),
+                 basis.shape[1])
     return fitted
