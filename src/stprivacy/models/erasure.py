@@ -112,9 +112,7 @@ class LinearEraser(nn.Module):
         if len(coefficients) < 2:
             raise ValueError("an eraser needs at least 2 clips to fit")
         x = coefficients.flatten(1).double()
-        live = (x != 0).any(dim=0).nonzero().flatten()
-        if not len(live):
-            raise ValueError("every fitting clip dropped every tubelet: nothing to fit an eraser on")
+        live = live_entries(x)
         eraser = LeaceFitter.fit(x[:, live], attributes.double()).eraser
         return cls(basis, offset, live, eraser.proj_left, eraser.proj_right, eraser.bias, keep_ratio,
                    coefficients.shape[1])
@@ -125,10 +123,7 @@ class LinearEraser(nn.Module):
         """An eraser whose linear correction is the identity (no direction erased), on the live coefficients of
         ``coefficients`` (N x S x r): a frame for a :class:`SecondOrderGuard` alone, where erasing whole
         directions costs too much of the action (``train.erasure_guard_only_keep_ratios``)."""
-        x = coefficients.flatten(1)
-        live = (x != 0).any(dim=0).nonzero().flatten()
-        if not len(live):
-            raise ValueError("every fitting clip dropped every tubelet: nothing to fit an eraser on")
+        live = live_entries(coefficients.flatten(1))
         n = len(live)
         return cls(basis, offset, live, torch.zeros(n, 0), torch.zeros(0, n), torch.zeros(n), keep_ratio,
                    coefficients.shape[1])
@@ -181,6 +176,14 @@ class SecondOrderGuard(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.standardised(x) * self.scale + self.centre
+
+
+def live_entries(x: torch.Tensor) -> torch.Tensor:
+    """Indices of the columns of ``N x D`` flattened coefficients that some fitting clip published (non-zero)."""
+    live = (x != 0).any(dim=0).nonzero().flatten()
+    if not len(live):
+        raise ValueError("every fitting clip dropped every tubelet: nothing to fit an eraser on")
+    return live
 
 
 def coefficients(tubelets: torch.Tensor, keep: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor

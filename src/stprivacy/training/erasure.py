@@ -123,11 +123,11 @@ def product_readings(model: STPrivacy, fit_clips: ClipSet, val: ClipSet, runtime
         if len(eraser.live) > MAX_PRODUCT_READER_LIVE:
             continue
         a = round(float(eraser.keep_ratio), 6)
-        known = (fit_coefficients or {}).get(a)
-        fit_x, x = (eraser.erase_coefficients(
-            known if clips is fit_clips and known is not None
-            else clip_coefficients(model, clips, a, eraser.basis, eraser.offset, runtime)
-        ).flatten(1)[:, eraser.live].double() for clips in (fit_clips, val))
+        fit_c = (fit_coefficients or {}).get(a)
+        if fit_c is None:
+            fit_c = clip_coefficients(model, fit_clips, a, eraser.basis, eraser.offset, runtime)
+        val_c = clip_coefficients(model, val, a, eraser.basis, eraser.offset, runtime)
+        fit_x, x = (eraser.erase_coefficients(c).flatten(1)[:, eraser.live].double() for c in (fit_c, val_c))
         # in each tubelet position's principal axes, the basis an attacker of the pixels finds (its scores are
         # these, up to scale): an MLP's reading depends on the basis, and a guard fitted in the decoder's own
         # basis was read at 57 there and at 69 in this one (docs/results/recipe_study.md, fourteenth session)
