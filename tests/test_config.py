@@ -109,3 +109,11 @@ def test_guard_only_ratios_need_a_guard_and_an_eraser_at_that_ratio():
         load_experiment("tiny", [*guarded, "train.erasure_guard_only_keep_ratios=[0.55]"])
     cfg = load_experiment("tiny", [*guarded, "train.erasure_guard_only_keep_ratios=[0.4]"])
     assert cfg.train.erasure_guard_only_keep_ratios == (0.4,)
+
+
+def test_a_keep_ratio_matches_its_list_up_to_float_rounding():
+    from stprivacy.config import ratio_in
+
+    assert ratio_in(0.7, [0.4, 1 - 0.3])  # 1 - 0.3 is 0.7000000000000001
+    assert not ratio_in(0.7, [0.4, 0.71])
+    assert not ratio_in(0.7, [])

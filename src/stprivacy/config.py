@@ -347,7 +347,7 @@ class TrainConfig:
             raise ConfigError("train.erasure_guard_only_keep_ratios leaves those ratios the second-order guard alone: "
                               "set train.erasure_second_order")
         stray = [a for a in self.erasure_guard_only_keep_ratios
-                 if self.erasure_keep_ratios and not any(abs(a - b) < 1e-9 for b in self.erasure_keep_ratios)]
+                 if self.erasure_keep_ratios and not ratio_in(a, self.erasure_keep_ratios)]
         if stray:
             raise ConfigError(f"train.erasure_guard_only_keep_ratios {stray} are not in train.erasure_keep_ratios "
                               f"{list(self.erasure_keep_ratios)}: no eraser would be fitted there")
@@ -505,6 +505,12 @@ class ExperimentConfig:
 #: The largest decoder rank ``train.linear_erasure`` is built for: beyond it a clip's coefficient vector is too long
 #: to fit an eraser on a training split (the paper's full-rank decoder has rank ``embed_dim``).
 MAX_ERASURE_RANK = 16
+
+
+def ratio_in(keep_ratio: float, ratios) -> bool:
+    """Whether ``keep_ratio`` is one of ``ratios`` (up to float rounding: 0.7 parsed from YAML, from the command
+    line or computed as 1 - 0.3 must all match)."""
+    return any(abs(keep_ratio - r) < 1e-9 for r in ratios)
 
 
 def peak_lr(section) -> float:

@@ -20,6 +20,7 @@ import logging
 import torch
 from tqdm.auto import tqdm
 
+from stprivacy.config import ratio_in
 from stprivacy.data.clips import ClipSet, to_float
 from stprivacy.data.disk import flat_clips
 from stprivacy.evaluation.leakage import action_probe, held_out_probe, linear_probe
@@ -256,7 +257,7 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
         x = clip_coefficients(model, clips, a, basis, offset, runtime)
         if keep is not None:
             keep[round(a, 6)] = x
-        linear = not any(abs(a - g) < 1e-9 for g in guard_only)
+        linear = not ratio_in(a, guard_only)
         model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products, linear))
         fitted.append(a)
         what = "linear eraser" + (" and second-order guard" if second_order else "") if linear else "guard alone"
