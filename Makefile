@@ -21,7 +21,7 @@ venv: $(BIN)/.installed
 demo: venv
 	$(BIN)/stprivacy benchmark --preset synth-quick --out runs/demo
 
-# Every baseline beside STPrivacy, 2 seeds: under half an hour on 2 cores.
+# Every baseline beside STPrivacy, 2 seeds: about 36 minutes on 2 cores.
 full: venv
 	$(BIN)/stprivacy benchmark --preset synth-full --out runs/full
 
