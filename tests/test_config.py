@@ -111,6 +111,18 @@ def test_guard_only_ratios_need_a_guard_and_an_eraser_at_that_ratio():
     assert cfg.train.erasure_guard_only_keep_ratios == (0.4,)
 
 
+def test_publication_noise_needs_erasers_a_sign_and_ratios_that_have_one():
+    erasing = ["train.linear_erasure=true", "train.phase2_output_rank=2", "train.erasure_keep_ratios=[0.7,0.4]"]
+    with pytest.raises(ConfigError, match="set train.linear_erasure"):
+        load_experiment("tiny", ["train.erasure_noise=0.2"])
+    with pytest.raises(ConfigError, match="erasure_noise must be >= 0"):
+        load_experiment("tiny", [*erasing, "train.erasure_noise=-0.1"])
+    with pytest.raises(ConfigError, match=r"\[0.55\] are not in train.erasure_keep_ratios"):
+        load_experiment("tiny", [*erasing, "train.erasure_noise=0.2", "train.erasure_noise_keep_ratios=[0.55]"])
+    cfg = load_experiment("tiny", [*erasing, "train.erasure_noise=0.2", "train.erasure_noise_keep_ratios=[0.7]"])
+    assert cfg.train.erasure_noise == 0.2 and cfg.train.erasure_noise_keep_ratios == (0.7,)
+
+
 def test_a_keep_ratio_matches_its_list_up_to_float_rounding():
     from stprivacy.config import ratio_in
 

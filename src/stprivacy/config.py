@@ -243,6 +243,11 @@ class TrainConfig:
     #: correction. At a = 0.4 a synth-quick clip has 8 coefficients, and the linear correction took out 5 of them
     #: with 25-33 action points; the guard alone changes them as little as its distortion weight allows.
     erasure_guard_only_keep_ratios: tuple[float, ...] = ()
+    #: With ``linear_erasure``: fresh Gaussian noise added to every published coefficient after the eraser (and
+    #: its guard), of this many times the coefficient's spread on the fitting clips; a new draw at every
+    #: publication. 0 = none. Applied at ``erasure_noise_keep_ratios`` (empty: at every eraser's ratio).
+    erasure_noise: float = 0.0
+    erasure_noise_keep_ratios: tuple[float, ...] = ()
     #: With ``linear_erasure``: every ``erasure_refit_every`` phase-2 batches (0 = only after phase 2), refit the
     #: erasers on ``erasure_refit_clips`` training clips and train through them, so that the anonymizer learns to
     #: carry the action outside what they remove. Phase 2's batches then draw their keep ratio from the erasers'
@@ -351,6 +356,15 @@ class TrainConfig:
         if stray:
             raise ConfigError(f"train.erasure_guard_only_keep_ratios {stray} are not in train.erasure_keep_ratios "
                               f"{list(self.erasure_keep_ratios)}: no eraser would be fitted there")
+        if self.erasure_noise < 0:
+            raise ConfigError(f"train.erasure_noise must be >= 0, got {self.erasure_noise}")
+        if self.erasure_noise and not self.linear_erasure:
+            raise ConfigError("train.erasure_noise is added by the erasers: set train.linear_erasure")
+        stray = [a for a in self.erasure_noise_keep_ratios
+                 if self.erasure_keep_ratios and not ratio_in(a, self.erasure_keep_ratios)]
+        if stray:
+            raise ConfigError(f"train.erasure_noise_keep_ratios {stray} are not in train.erasure_keep_ratios "
+                              f"{list(self.erasure_keep_ratios)}: no eraser would add noise there")
         if self.erasure_second_order and not self.linear_erasure:
             raise ConfigError("train.erasure_second_order guards the linear erasers: set train.linear_erasure")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:

@@ -54,3 +54,27 @@ def test_onnx_matches_pytorch_on_a_real_clip(tmp_path, shared_data, keep_ratio, 
 def test_export_rejects_invalid_keep_ratio(tmp_path):
     with pytest.raises(ValueError, match="keeps no token"):
         export_onnx(STPrivacy.from_preset("tiny"), tmp_path / "x.onnx", 0.2)
+
+
+def test_onnx_export_draws_fresh_publication_noise_like_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", selection="prior", output_rank=2).eval()
+    with torch.no_grad():
+        model.set_keep_prior(torch.rand_like(model.keep_prior))
+    clips = ClipSet((torch.rand(24, 3, 8, 32, 32) * 255).to(torch.uint8), torch.zeros(24, dtype=torch.long),
+                    (torch.rand(24, 2) < 0.5).long())
+    fit_erasers(model, clips, [0.7], RuntimeConfig(), second_order=True, noise={0.7: 0.5})
+    path = export_onnx(model, tmp_path / "anon.onnx", 0.7)
+    video = clips.videos[:8, 0].float() / 255
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (first, mask), (second, _) = (session.run(None, {"video": video.numpy()}) for _ in range(2))
+    eraser = next(iter(model.erasers.values()))
+    noise, eraser.noise = eraser.noise, torch.zeros_like(eraser.noise)
+    clean, torch_mask = model.anonymize(video, 0.7)
+    eraser.noise = noise
+    noisy, _ = model.anonymize(video, 0.7)
+    assert np.array_equal(mask, torch_mask.numpy())
+    assert np.abs(first - second).max() > 1e-4  # the exported graph draws anew at every run
+    # and its draws are of the size PyTorch's are: the same spread around the noise-free output, within 30 %
+    onnx_spread, torch_spread = np.std(first - clean.numpy()), float((noisy - clean).std())
+    assert torch_spread > 1e-4 and 0.7 < onnx_spread / torch_spread < 1.3

@@ -242,3 +242,50 @@ def test_a_guard_only_eraser_erases_no_direction_and_is_saved_and_rebuilt():
     fresh.load_state_dict(model.state_dict(), strict=True)
     video = clips.videos[:4, 0].float() / 255
     assert torch.allclose(fresh.eval().anonymize(video, 0.7)[0], model.anonymize(video, 0.7)[0], atol=1e-6)
+
+
+def test_publication_noise_is_fresh_at_every_call_of_the_fitted_spread_and_survives_a_reload():
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    clips = _leaky_clips(model)
+    kept = {}
+    fit_erasers(model, clips, [0.7, 1.0], RuntimeConfig(), second_order=True, keep=kept, noise={0.7: 0.5})
+    noisy = model.erasers[next(k for k in model.erasers if model.erasers[k].noise.any())]
+    quiet = [e for e in model.erasers.values() if e is not noisy]
+    assert len(quiet) == 1 and not quiet[0].noise.any()  # a = 1 was not named: no noise there
+    c = kept[0.7]
+    corrected = noisy.correct(c.flatten(1)[:, noisy.live].double())
+    assert torch.allclose(noisy.noise, 0.5 * corrected.std(0))
+    quiet_noise, noisy.noise = noisy.noise, torch.zeros_like(noisy.noise)
+    clean = noisy.erase_coefficients(c).flatten(1)
+    noisy.noise = quiet_noise
+    first, second = (noisy.erase_coefficients(c).flatten(1) for _ in range(2))
+    assert not torch.equal(first, second)  # a new draw each time
+    spread = (first - clean)[:, noisy.live].std(0).double()
+    assert torch.allclose(spread, noisy.noise, rtol=0.35)  # 96 clips: the draw's spread within sampling error
+    dead = torch.ones(first.shape[1], dtype=torch.bool)
+    dead[noisy.live] = False
+    assert torch.equal(first[:, dead], c.flatten(1)[:, dead])  # positions no clip published stay as they were
+
+    again = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    again.load_state_dict(model.state_dict())
+    assert all(torch.equal(a.noise, b.noise) for a, b in zip(model.erasers.values(), again.erasers.values(),
+                                                              strict=True))
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith(".noise")}  # saved before the option
+    again = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    again.load_state_dict(old)
+    assert len(again.erasers) == 2 and not any(e.noise.any() for e in again.erasers.values())
+
+
+def test_a_run_adds_publication_noise_only_at_the_ratios_it_names():
+    from stprivacy.training.erasure import fit_run_erasers
+
+    cfg = load_experiment("tiny", ["model.output_rank=2", "train.linear_erasure=true",
+                                   "train.erasure_keep_ratios=[0.7,1.0]", "train.erasure_noise=0.3",
+                                   "train.erasure_noise_keep_ratios=[0.7]", "runtime.progress=false"])
+    torch.manual_seed(0)
+    model = STPrivacy(cfg.model, num_classes=3).eval()
+    fit_run_erasers(model, _leaky_clips(model, 24), cfg)
+    by_ratio = {round(float(e.keep_ratio), 6): bool(e.noise.any()) for e in model.erasers.values()}
+    assert by_ratio == {0.7: True, 1.0: False}

@@ -163,6 +163,8 @@ class STPrivacy(nn.Module):
             if basis is not None and left is not None and name not in self.erasers:
                 self.erasers[name] = LinearEraser.empty(*basis.shape, *left.shape,  # left: live x directions
                                                         0 if hidden is None else len(hidden))
+            if left is not None:  # saved before erasers could add noise: they add none
+                state_dict.setdefault(f"{head}{name}.noise", torch.zeros(len(left), dtype=torch.float64))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def no_weight_decay(self) -> set[str]:

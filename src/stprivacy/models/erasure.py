@@ -61,7 +61,7 @@ class LinearEraser(nn.Module):
     """Decoded tubelets (``B x S x P``, dropped ones zero) -> the same with the clip's coefficient vector ``c``
     (``B x S*r``, zero at dropped positions) corrected on its ``live`` entries, ``x -> x - ((x - mean) @ right.T)
     @ left.T``: the identity minus a correction of rank at most the number of attributes, followed by its
-    :class:`SecondOrderGuard` when it has one."""
+    :class:`SecondOrderGuard` when it has one and by fresh noise when its ``noise`` is set."""
 
     def __init__(self, basis: torch.Tensor, offset: torch.Tensor, live: torch.Tensor, left: torch.Tensor,
                  right: torch.Tensor, mean: torch.Tensor, keep_ratio: float, tubelets: int,
@@ -89,6 +89,12 @@ class LinearEraser(nn.Module):
         self.register_buffer("tubelets", torch.tensor(int(tubelets)))
         #: optional, applied to the live coefficients after the linear correction
         self.guard = guard
+        #: standard deviation of the fresh Gaussian noise added to each live coefficient after the guard, at
+        #: every publication (``train.erasure_noise`` times the coefficient's spread; zero: none). It drowns the
+        #: fine detail of a coefficient's distribution that an MLP reads and the guard's second-order objective
+        #: does not see; the action, carried by coarse motion over many tubelets, pays little for it
+        #: (docs/results/recipe_study.md, fifteenth session)
+        self.register_buffer("noise", torch.zeros(len(live), dtype=torch.float64))
 
     @classmethod
     def empty(cls, pixels: int, rank: int, live: int, directions: int, guard_hidden: int = 0) -> LinearEraser:
@@ -144,6 +150,8 @@ class LinearEraser(nn.Module):
         x = self.correct(flat[:, self.live].double())
         if self.guard is not None:
             x = self.guard(x)
+        if bool(self.noise.any()):  # fresh at every call: the same clip published twice gets two draws
+            x = x + torch.randn_like(x) * self.noise
         return flat.index_copy(1, self.live, x.to(c.dtype)).reshape(c.shape)
 
     def correct(self, x: torch.Tensor) -> torch.Tensor:

@@ -213,15 +213,18 @@ def fit_second_order_guard(x: torch.Tensor, attributes: torch.Tensor, pairs: tup
 
 def fit_eraser(basis: torch.Tensor, offset: torch.Tensor, x: torch.Tensor, attributes: torch.Tensor,
                keep_ratio: float, second_order: bool = False, distortion: float = 0.1,
-               products: str = "tubelet", linear: bool = True) -> LinearEraser:
+               products: str = "tubelet", linear: bool = True, noise: float = 0.0) -> LinearEraser:
     """One eraser on ``x`` (N x S x r coefficients) and ``attributes``; with ``second_order`` its guard too; without
-    ``linear``, the guard alone (no direction erased)."""
+    ``linear``, the guard alone (no direction erased); with ``noise``, fresh noise of that many times each
+    coefficient's spread (after the linear correction, as the guard standardises it) at every publication."""
     eraser = (LinearEraser.fit(basis, offset, x, attributes, keep_ratio) if linear
               else LinearEraser.without_correction(basis, offset, x, keep_ratio))
+    corrected = eraser.correct(x.flatten(1)[:, eraser.live].double())
     if second_order:
-        corrected = eraser.correct(x.flatten(1)[:, eraser.live].double())
         pairs = guard_pairs(eraser.live, basis.shape[1], products)
         eraser.guard = fit_second_order_guard(corrected, attributes, pairs, distortion)
+    if noise:
+        eraser.noise.copy_(noise * corrected.std(0).clamp_min(1e-8))
     return eraser
 
 
@@ -229,16 +232,21 @@ def fit_run_erasers(model: STPrivacy, clips: ClipSet, cfg, keep: dict[float, tor
                     ) -> list[float]:
     """:func:`fit_erasers` with a run's settings (``train.erasure_*``)."""
     t = cfg.train
-    return fit_erasers(model, clips, erasure_ratios(cfg), cfg.runtime, t.erasure_second_order, t.erasure_distortion,
-                       t.erasure_guard_products, keep, t.erasure_guard_only_keep_ratios)
+    ratios = erasure_ratios(cfg)
+    noise = {a: t.erasure_noise for a in ratios
+             if not t.erasure_noise_keep_ratios or ratio_in(a, t.erasure_noise_keep_ratios)}
+    return fit_erasers(model, clips, ratios, cfg.runtime, t.erasure_second_order, t.erasure_distortion,
+                       t.erasure_guard_products, keep, t.erasure_guard_only_keep_ratios, noise)
 
 
 def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runtime: RuntimeConfig,
                 second_order: bool = False, distortion: float = 0.1, products: str = "tubelet",
-                keep: dict[float, torch.Tensor] | None = None, guard_only: tuple[float, ...] = ()) -> list[float]:
+                keep: dict[float, torch.Tensor] | None = None, guard_only: tuple[float, ...] = (),
+                noise: dict[float, float] | None = None) -> list[float]:
     """Fit one eraser per keep ratio (ratios with the same keep counts share one) on ``clips`` and install them
     in ``model`` (``second_order``, ``distortion``, ``products``, ``guard_only``: ``train.erasure_second_order``,
-    ``erasure_distortion``, ``erasure_guard_products``, ``erasure_guard_only_keep_ratios``). Returns the ratios
+    ``erasure_distortion``, ``erasure_guard_products``, ``erasure_guard_only_keep_ratios``; ``noise``: the
+    publication noise by keep ratio, ``train.erasure_noise`` at ``erasure_noise_keep_ratios``). Returns the ratios
     fitted; with ``keep``, also puts each ratio's coefficients there (what :func:`product_readings` reads next, so
     that it need not decode them again)."""
     if len(clips) < 2:
@@ -258,9 +266,12 @@ def fit_erasers(model: STPrivacy, clips: ClipSet, keep_ratios: list[float], runt
         if keep is not None:
             keep[round(a, 6)] = x
         linear = not ratio_in(a, guard_only)
-        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products, linear))
+        sigma = next((v for r, v in (noise or {}).items() if ratio_in(a, [r])), 0.0)
+        model.set_eraser(a, fit_eraser(basis, offset, x, attributes, a, second_order, distortion, products, linear,
+                                       sigma))
         fitted.append(a)
         what = "linear eraser" + (" and second-order guard" if second_order else "") if linear else "guard alone"
+        what += f", publication noise {sigma:g}" if sigma else ""
         log.info("%s fitted at a=%g on %d clips (%d coefficients each, rank %d)", what, a, len(x), x[0].numel(),
                  basis.shape[1])
     return fitted
