@@ -209,3 +209,31 @@ def test_training_stride_comes_from_the_run(tmp_path):
         run = RunDir(tmp_path / preset)
         run.create(load_experiment(preset))
         assert training_stride(run.path) == expected
+
+
+def test_publication_noise_is_not_drawn_from_a_seed_an_attacker_knows():
+    from stprivacy.data.clips import ClipSet
+    from stprivacy.runtime import RuntimeConfig
+    from stprivacy.training.erasure import fit_erasers
+
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", selection="prior", output_rank=2).eval()
+    model.set_keep_prior(torch.rand_like(model.keep_prior))
+    clips = ClipSet((torch.rand(24, 3, 8, 32, 32) * 255).to(torch.uint8), torch.zeros(24, dtype=torch.long),
+                    (torch.rand(24, 2) < 0.5).long())
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(8)]
+
+    def twice():  # the same frames, each time after the same seed a caller (or torch at start-up) set
+        outs = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            outs.append(np.stack(list(anonymize_frames(model, frames, 0.7))))
+        return outs
+
+    quiet = twice()
+    assert not model.publishes_noise() and np.array_equal(*quiet)  # without noise: deterministic
+    fit_erasers(model, clips, [0.7], RuntimeConfig(), second_order=True, noise={0.7: 0.5})
+    assert model.publishes_noise()
+    first, second = twice()
+    assert not np.array_equal(first, second)  # reseeded from the OS: a known seed does not give the draw back

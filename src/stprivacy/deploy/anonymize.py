@@ -74,6 +74,10 @@ def anonymize_frames(model: STPrivacy, frames: Iterable[np.ndarray], keep_ratio:
     runtime = runtime or RuntimeConfig(device="cpu", precision="fp32")
     device = runtime.torch_device()
     model.to(device).eval()
+    if model.publishes_noise():
+        # the publication noise must not be predictable: from torch's fixed start-up seed (or any seed a caller
+        # set) an attacker with this code could draw it again and subtract it. Reseed from the OS.
+        torch.seed()
     cfg = model.cfg
     iterator = iter(frames)
     if framing is None:  # letterbox to the size of the first frame

@@ -146,6 +146,10 @@ class STPrivacy(nn.Module):
         """Whether one of the erasers serves ``keep_ratio`` (its keep counts)."""
         return eraser_key(self.keep_counts(keep_ratio)) in self.erasers
 
+    def publishes_noise(self) -> bool:
+        """Whether some eraser adds fresh noise to what it publishes (``train.erasure_noise``)."""
+        return any(bool(e.noise.any()) for e in self.erasers.values())
+
     def erase(self, tubelets: torch.Tensor, keep_mask: torch.Tensor, keep_ratio: float) -> torch.Tensor:
         """``B x S x P`` decoded tubelets through the eraser of ``keep_ratio``; unchanged where none serves it
         (``train.erasure_keep_ratios`` says which ratios get one; the pipeline warns about the others)."""
