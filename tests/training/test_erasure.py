@@ -31,6 +31,15 @@ def _leaky_clips(model: STPrivacy, n: int = 96, seed: int = 3) -> ClipSet:
                    ("a", "b", "c"), ("bright", "noise"))
 
 
+def _prior_model() -> STPrivacy:
+    """The tiny anonymizer at rank 2 with a fixed (random) keep pattern, as the synthetic presets publish: an
+    eraser's guarantee holds exactly there."""
+    torch.manual_seed(0)
+    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
+    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    return model
+
+
 def _group_gap(model: STPrivacy, clips: ClipSet, keep_ratio: float) -> float:
     """Largest gap between the attribute-0 groups' mean published coefficients."""
     basis, offset = decoder_basis(model.decode, model.cfg.embed_dim)
@@ -127,9 +136,7 @@ def test_a_second_order_guard_removes_a_spread_leak_and_keeps_the_action():
 
 
 def test_a_guarded_eraser_is_saved_and_rebuilt_with_its_guard():
-    torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
-    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    model = _prior_model()
     clips = _leaky_clips(model)
     fit_erasers(model, clips, [0.7], RuntimeConfig(), second_order=True, distortion=0.1)
     eraser = next(iter(model.erasers.values()))
@@ -172,9 +179,7 @@ def test_a_guard_over_all_products_removes_a_leak_across_tubelets_that_a_tubelet
 def test_the_product_reader_reads_what_an_eraser_leaves_on_clips_it_was_not_fitted_on():
     from stprivacy.training.erasure import product_readings
 
-    torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
-    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    model = _prior_model()
     fit, val = _leaky_clips(model, 160, seed=3), _leaky_clips(model, 160, seed=4)
     noise = torch.randint(0, 2, fit.attributes.shape, generator=torch.Generator().manual_seed(5))
     decoy = ClipSet(fit.videos, fit.actions, noise, fit.action_names, fit.attribute_names)
@@ -209,9 +214,7 @@ def test_principal_axes_give_the_same_scores_whatever_basis_the_decoder_reports(
 def test_the_product_reader_reads_the_coefficients_the_fit_kept_as_it_would_decode_them():
     from stprivacy.training.erasure import product_readings
 
-    torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
-    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    model = _prior_model()
     fit, val = _leaky_clips(model, 96, seed=3), _leaky_clips(model, 96, seed=4)
     kept = {}
     assert fit_erasers(model, fit, [0.7, 1.0], RuntimeConfig(), keep=kept) == [1.0, 0.7]
@@ -221,9 +224,7 @@ def test_the_product_reader_reads_the_coefficients_the_fit_kept_as_it_would_deco
 
 
 def test_a_guard_only_eraser_erases_no_direction_and_is_saved_and_rebuilt():
-    torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
-    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    model = _prior_model()
     clips = _leaky_clips(model)
     kept = {}
     with pytest.raises(ValueError, match="needs its second-order guard"):
@@ -245,9 +246,7 @@ def test_a_guard_only_eraser_erases_no_direction_and_is_saved_and_rebuilt():
 
 
 def test_publication_noise_is_fresh_at_every_call_of_the_fitted_spread_and_survives_a_reload():
-    torch.manual_seed(0)
-    model = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
-    model.set_keep_prior(torch.rand(model.keep_prior.shape))
+    model = _prior_model()
     clips = _leaky_clips(model)
     kept = {}
     fit_erasers(model, clips, [0.7, 1.0], RuntimeConfig(), second_order=True, keep=kept, noise={0.7: 0.5})
