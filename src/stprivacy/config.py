@@ -351,20 +351,16 @@ class TrainConfig:
         if self.erasure_guard_only_keep_ratios and not self.erasure_second_order:
             raise ConfigError("train.erasure_guard_only_keep_ratios leaves those ratios the second-order guard alone: "
                               "set train.erasure_second_order")
-        stray = [a for a in self.erasure_guard_only_keep_ratios
-                 if self.erasure_keep_ratios and not ratio_in(a, self.erasure_keep_ratios)]
-        if stray:
-            raise ConfigError(f"train.erasure_guard_only_keep_ratios {stray} are not in train.erasure_keep_ratios "
-                              f"{list(self.erasure_keep_ratios)}: no eraser would be fitted there")
+        for name, what in (("erasure_guard_only_keep_ratios", "be fitted"), ("erasure_noise_keep_ratios", "add noise")):
+            stray = [a for a in getattr(self, name)
+                     if self.erasure_keep_ratios and not ratio_in(a, self.erasure_keep_ratios)]
+            if stray:
+                raise ConfigError(f"train.{name} {stray} are not in train.erasure_keep_ratios "
+                                  f"{list(self.erasure_keep_ratios)}: no eraser would {what} there")
         if self.erasure_noise < 0:
             raise ConfigError(f"train.erasure_noise must be >= 0, got {self.erasure_noise}")
         if self.erasure_noise and not self.linear_erasure:
             raise ConfigError("train.erasure_noise is added by the erasers: set train.linear_erasure")
-        stray = [a for a in self.erasure_noise_keep_ratios
-                 if self.erasure_keep_ratios and not ratio_in(a, self.erasure_keep_ratios)]
-        if stray:
-            raise ConfigError(f"train.erasure_noise_keep_ratios {stray} are not in train.erasure_keep_ratios "
-                              f"{list(self.erasure_keep_ratios)}: no eraser would add noise there")
         if self.erasure_second_order and not self.linear_erasure:
             raise ConfigError("train.erasure_second_order guards the linear erasers: set train.linear_erasure")
         if self.erasure_refit_every < 0 or self.erasure_refit_clips < 2:
