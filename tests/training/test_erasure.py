@@ -269,8 +269,8 @@ def test_publication_noise_is_fresh_at_every_call_of_the_fitted_spread_and_survi
 
     again = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
     again.load_state_dict(model.state_dict())
-    assert all(torch.equal(a.noise, b.noise) for a, b in zip(model.erasers.values(), again.erasers.values(),
-                                                              strict=True))
+    assert set(again.erasers) == set(model.erasers)  # by key: a reload may build them in another order
+    assert all(torch.equal(model.erasers[k].noise, again.erasers[k].noise) for k in model.erasers)
     old = {k: v for k, v in model.state_dict().items() if not k.endswith(".noise")}  # saved before the option
     again = STPrivacy.from_preset("tiny", num_classes=3, output_rank=2, selection="prior").eval()
     again.load_state_dict(old)
