@@ -161,7 +161,8 @@ class STPrivacy(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # saved erasers exist only after fitting: build empty ones of the saved shapes to load into
         head = f"{prefix}erasers."
-        for name in {k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)}:
+        # sorted: the erasers are built in the same order whatever the hash seed (a set's order is not)
+        for name in sorted({k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)}):
             basis, left = state_dict.get(f"{head}{name}.basis"), state_dict.get(f"{head}{name}.left")
             hidden = state_dict.get(f"{head}{name}.guard.net.0.bias")  # a second-order guard's hidden layer
             if basis is not None and left is not None and name not in self.erasers:
